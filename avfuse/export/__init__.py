@@ -1,0 +1,1 @@
+"""avfuse.export."""
