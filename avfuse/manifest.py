@@ -157,11 +157,14 @@ def _spec(d: Any, where: str, *, role: bool) -> TensorSpec:
     name = _need(d, "name", str, where)
     shape = _need(d, "shape", list, where)
     for i, dim in enumerate(shape):
-        if isinstance(dim, bool) or not isinstance(dim, (int, str)) or (
-            isinstance(dim, int) and dim <= 0
+        if (
+            isinstance(dim, bool)
+            or not isinstance(dim, (int, str))
+            or (isinstance(dim, int) and dim <= 0)
         ):
-            raise ManifestError(f"dimension {dim!r} must be a positive int or a name",
-                                field=f"{where}.shape[{i}]")
+            raise ManifestError(
+                f"dimension {dim!r} must be a positive int or a name", field=f"{where}.shape[{i}]"
+            )
     dtype = d.get("dtype", "float32")
     if dtype not in DTYPES:
         raise ManifestError(f"unknown dtype {dtype!r}; use one of {DTYPES}", field=f"{where}.dtype")
@@ -177,8 +180,9 @@ def _params(cls: type, d: Any, where: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     for key in d:
         if key not in known:
-            raise ManifestError(f"unknown pre-processing parameter; known: {sorted(known)}",
-                                field=f"{where}.{key}")
+            raise ManifestError(
+                f"unknown pre-processing parameter; known: {sorted(known)}", field=f"{where}.{key}"
+            )
     kwargs: dict[str, Any] = {}
     for key, f in known.items():
         if key not in d:
@@ -198,8 +202,9 @@ def _params(cls: type, d: Any, where: str) -> Any:
                 raise ManifestError(f"must be int, got {type(v).__name__}", field=f"{where}.{key}")
         elif isinstance(default, float):
             if not isinstance(v, (int, float)):
-                raise ManifestError(f"must be a number, got {type(v).__name__}",
-                                    field=f"{where}.{key}")
+                raise ManifestError(
+                    f"must be a number, got {type(v).__name__}", field=f"{where}.{key}"
+                )
             v = float(v)
         elif isinstance(default, str) and not isinstance(v, str):
             raise ManifestError(f"must be str, got {type(v).__name__}", field=f"{where}.{key}")
@@ -219,8 +224,11 @@ def _parse(data: Any, path: Path | None) -> Manifest:
         raise ManifestError(f"must be {FORMAT!r}", field="format")
     version = _need(data, "version", int, "")
     if version != SCHEMA_VERSION:
-        raise ManifestError(f"schema version {version} is not supported (this avfuse reads "
-                            f"{SCHEMA_VERSION}); re-export the model", field="version")
+        raise ManifestError(
+            f"schema version {version} is not supported (this avfuse reads "
+            f"{SCHEMA_VERSION}); re-export the model",
+            field="version",
+        )
     model = _need(data, "model", dict, "")
     model_file = _need(model, "file", str, "model")
     sha = model.get("sha256")
@@ -233,10 +241,13 @@ def _parse(data: Any, path: Path | None) -> Manifest:
     labels = _need(data, "labels", list, "")
     if not labels or not all(isinstance(x, str) for x in labels):
         raise ManifestError("must be a non-empty list of strings", field="labels")
-    inputs = tuple(_spec(s, f"inputs[{i}]", role=True)
-                   for i, s in enumerate(_need(data, "inputs", list, "")))
-    outputs = tuple(_spec(s, f"outputs[{i}]", role=False)
-                    for i, s in enumerate(_need(data, "outputs", list, "")))
+    inputs = tuple(
+        _spec(s, f"inputs[{i}]", role=True) for i, s in enumerate(_need(data, "inputs", list, ""))
+    )
+    outputs = tuple(
+        _spec(s, f"outputs[{i}]", role=False)
+        for i, s in enumerate(_need(data, "outputs", list, ""))
+    )
     if not inputs:
         raise ManifestError("needs at least one input", field="inputs")
     if not outputs:
@@ -247,21 +258,35 @@ def _parse(data: Any, path: Path | None) -> Manifest:
     pre = _need(data, "preprocess", dict, "")
     for key in pre:
         if key not in ("audio", "video"):
-            raise ManifestError("unknown pre-processing block; use 'audio' and/or 'video'",
-                                field=f"preprocess.{key}")
+            raise ManifestError(
+                "unknown pre-processing block; use 'audio' and/or 'video'",
+                field=f"preprocess.{key}",
+            )
     audio = _params(AudioParams, pre["audio"], "preprocess.audio") if "audio" in pre else None
     video = _params(VideoParams, pre["video"], "preprocess.video") if "video" in pre else None
     mask_order = tuple(data.get("mask_order", []))
     state = tuple(
-        StatePair(input=_need(p, "input", str, f"state[{i}]"),
-                  output=_need(p, "output", str, f"state[{i}]"))
+        StatePair(
+            input=_need(p, "input", str, f"state[{i}]"),
+            output=_need(p, "output", str, f"state[{i}]"),
+        )
         for i, p in enumerate(data.get("state", []))
     )
     m = Manifest(
-        model_file=model_file, fusion=fusion, labels=tuple(labels), inputs=inputs,
-        outputs=outputs, audio=audio, video=video, mask_order=mask_order, state=state,
-        name=str(data.get("name", "model")), sha256=sha, opset=opset,
-        metrics=dict(data.get("metrics", {})), provenance=dict(data.get("provenance", {})),
+        model_file=model_file,
+        fusion=fusion,
+        labels=tuple(labels),
+        inputs=inputs,
+        outputs=outputs,
+        audio=audio,
+        video=video,
+        mask_order=mask_order,
+        state=state,
+        name=str(data.get("name", "model")),
+        sha256=sha,
+        opset=opset,
+        metrics=dict(data.get("metrics", {})),
+        provenance=dict(data.get("provenance", {})),
         path=path,
     )
     _check_consistency(m)
@@ -273,27 +298,37 @@ def _check_consistency(m: Manifest) -> None:
     for i, s in enumerate(m.inputs):
         if s.modality == "audio":
             if m.audio is None:
-                raise ManifestError("an audio input needs preprocess.audio", field="preprocess.audio")
+                raise ManifestError(
+                    "an audio input needs preprocess.audio", field="preprocess.audio"
+                )
             want = (m.audio.n_mels, m.audio.frames)
             if len(s.shape) != 3 or tuple(s.shape[1:]) != want:
-                raise ManifestError(f"audio input must be [batch, {want[0]}, {want[1]}] for these "
-                                    f"pre-processing parameters, got {list(s.shape)}",
-                                    field=f"inputs[{i}].shape")
+                raise ManifestError(
+                    f"audio input must be [batch, {want[0]}, {want[1]}] for these "
+                    f"pre-processing parameters, got {list(s.shape)}",
+                    field=f"inputs[{i}].shape",
+                )
         elif s.modality == "video":
             if m.video is None:
-                raise ManifestError("a video input needs preprocess.video", field="preprocess.video")
+                raise ManifestError(
+                    "a video input needs preprocess.video", field="preprocess.video"
+                )
             want = (m.video.channels, m.video.height, m.video.width)
             if len(s.shape) != 4 or tuple(s.shape[1:]) != want:
-                raise ManifestError(f"video input must be [batch, {want[0]}, {want[1]}, {want[2]}] "
-                                    f"for these pre-processing parameters, got {list(s.shape)}",
-                                    field=f"inputs[{i}].shape")
+                raise ManifestError(
+                    f"video input must be [batch, {want[0]}, {want[1]}, {want[2]}] "
+                    f"for these pre-processing parameters, got {list(s.shape)}",
+                    field=f"inputs[{i}].shape",
+                )
         elif s.modality == "mask":
             if not m.mask_order or any(x not in ("audio", "video") for x in m.mask_order):
-                raise ManifestError("a mask input needs mask_order listing 'audio'/'video'",
-                                    field="mask_order")
+                raise ManifestError(
+                    "a mask input needs mask_order listing 'audio'/'video'", field="mask_order"
+                )
             if len(s.shape) != 2 or s.shape[1] != len(m.mask_order):
-                raise ManifestError(f"mask input must be [batch, {len(m.mask_order)}]",
-                                    field=f"inputs[{i}].shape")
+                raise ManifestError(
+                    f"mask input must be [batch, {len(m.mask_order)}]", field=f"inputs[{i}].shape"
+                )
     if not m.modalities:
         raise ManifestError("needs an input with modality 'audio' or 'video'", field="inputs")
     in_names = {s.name for s in m.inputs}
@@ -305,8 +340,10 @@ def _check_consistency(m: Manifest) -> None:
             raise ManifestError(f"no output named {p.output!r}", field=f"state[{i}].output")
     logits = m.outputs[0]
     if isinstance(logits.shape[-1], int) and logits.shape[-1] != len(m.labels):
-        raise ManifestError(f"{len(m.labels)} labels but the first output has "
-                            f"{logits.shape[-1]} classes", field="labels")
+        raise ManifestError(
+            f"{len(m.labels)} labels but the first output has {logits.shape[-1]} classes",
+            field="labels",
+        )
 
 
 # ---------------------------------------------------------------------- files
@@ -338,40 +375,58 @@ def load_manifest(path: str | Path, *, check_hash: bool = True) -> Manifest:
     elif p.suffix == ".onnx":
         p = p.parent / MANIFEST_NAME
     if not p.exists():
-        raise ManifestError(f"no manifest at {p}; export the model with `avfuse export`, "
-                            f"which writes {MANIFEST_NAME} beside model.onnx")
+        raise ManifestError(
+            f"no manifest at {p}; export the model with `avfuse export`, "
+            f"which writes {MANIFEST_NAME} beside model.onnx"
+        )
     try:
         data = json.loads(p.read_text())
     except json.JSONDecodeError as e:
-        raise ManifestError(f"{p} is not valid JSON ({e.msg} at line {e.lineno}); re-export it")
+        raise ManifestError(
+            f"{p} is not valid JSON ({e.msg} at line {e.lineno}); re-export it"
+        ) from None
     m = Manifest.from_dict(data, path=p.resolve())
     if check_hash and m.sha256 and m.model_path.exists() and file_sha256(m.model_path) != m.sha256:
-        raise ManifestError(f"{m.model_path.name} does not match the recorded hash; the model "
-                            "file was changed or corrupted: re-export it", field="model.sha256")
+        raise ManifestError(
+            f"{m.model_path.name} does not match the recorded hash; the model "
+            "file was changed or corrupted: re-export it",
+            field="model.sha256",
+        )
     return m
 
 
-def check_against_graph(m: Manifest, graph_inputs: dict[str, tuple[Any, ...]],
-                        graph_outputs: dict[str, tuple[Any, ...]]) -> None:
+def check_against_graph(
+    m: Manifest, graph_inputs: dict[str, tuple[Any, ...]], graph_outputs: dict[str, tuple[Any, ...]]
+) -> None:
     """Check the manifest's tensor specs against the ONNX graph's (name -> shape).
 
     Dynamic graph dims (None or str) match anything; a fixed graph dim must equal a
     fixed manifest dim.
     """
-    for kind, specs, graph in (("inputs", m.inputs, graph_inputs),
-                               ("outputs", m.outputs, graph_outputs)):
+    for kind, specs, graph in (
+        ("inputs", m.inputs, graph_inputs),
+        ("outputs", m.outputs, graph_outputs),
+    ):
         if kind == "inputs" and set(graph) != {s.name for s in specs}:
-            raise ManifestError(f"the graph's inputs are {sorted(graph)}, the manifest lists "
-                                f"{sorted(s.name for s in specs)}", field="inputs")
+            raise ManifestError(
+                f"the graph's inputs are {sorted(graph)}, the manifest lists "
+                f"{sorted(s.name for s in specs)}",
+                field="inputs",
+            )
         for i, s in enumerate(specs):
             if s.name not in graph:
-                raise ManifestError(f"the ONNX graph has no {kind[:-1]} {s.name!r} "
-                                    f"(it has {sorted(graph)})", field=f"{kind}[{i}].name")
+                raise ManifestError(
+                    f"the ONNX graph has no {kind[:-1]} {s.name!r} (it has {sorted(graph)})",
+                    field=f"{kind}[{i}].name",
+                )
             gshape = graph[s.name]
             if len(gshape) != len(s.shape):
-                raise ManifestError(f"rank {len(s.shape)} contradicts the graph's "
-                                    f"{list(gshape)}", field=f"{kind}[{i}].shape")
+                raise ManifestError(
+                    f"rank {len(s.shape)} contradicts the graph's {list(gshape)}",
+                    field=f"{kind}[{i}].shape",
+                )
             for d, (a, b) in enumerate(zip(s.shape, gshape, strict=True)):
                 if isinstance(a, int) and isinstance(b, int) and a != b:
-                    raise ManifestError(f"dimension {d} is {a} but the graph says {b}",
-                                        field=f"{kind}[{i}].shape")
+                    raise ManifestError(
+                        f"dimension {d} is {a} but the graph says {b}", field=f"{kind}[{i}].shape"
+                    )

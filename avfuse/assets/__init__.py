@@ -1,8 +1,8 @@
 """Bundled assets: the default model and pre-rendered demo material.
 
-    model/model.onnx + model/manifest.json   the default fused model
-    demo/                                    digit cards and utterances for the synthetic
-                                             scene, so the demo needs no espeak-ng
+model/model.onnx + model/manifest.json   the default fused model
+demo/                                    digit cards and utterances for the synthetic
+                                         scene, so the demo needs no espeak-ng
 """
 
 from __future__ import annotations

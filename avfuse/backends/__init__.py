@@ -1,8 +1,8 @@
 """Backends by name, loaded lazily so the runtime imports no torch, TensorRT or CUDA.
 
-    from avfuse.backends import create_backend
-    with create_backend("ort", threads=1).load(manifest) as be:
-        out = be.infer(feeds)
+from avfuse.backends import create_backend
+with create_backend("ort", threads=1).load(manifest) as be:
+    out = be.infer(feeds)
 """
 
 from __future__ import annotations

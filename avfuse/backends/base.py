@@ -21,8 +21,14 @@ import numpy as np
 from avfuse.errors import BackendError, ModelError, UsageError
 from avfuse.manifest import Manifest, TensorSpec
 
-_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64,
-              "int32": np.int32, "uint8": np.uint8, "bool": np.bool_}
+_NP_DTYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "int64": np.int64,
+    "int32": np.int32,
+    "uint8": np.uint8,
+    "bool": np.bool_,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,8 +86,9 @@ class Backend(ABC):
         self._loaded = True
         return self
 
-    def infer(self, feeds: Mapping[str, np.ndarray], *,
-              streams: Sequence[Any] | None = None) -> dict[str, np.ndarray]:
+    def infer(
+        self, feeds: Mapping[str, np.ndarray], *, streams: Sequence[Any] | None = None
+    ) -> dict[str, np.ndarray]:
         """Run one batch.
 
         Args:
@@ -168,8 +175,10 @@ class Backend(ABC):
         missing = [s.name for s in want if s.name not in feeds]
         extra = [k for k in feeds if k not in {s.name for s in want}]
         if missing or extra:
-            raise UsageError(f"feeds must be exactly {[s.name for s in want]}; "
-                             f"missing {missing}, unexpected {extra}")
+            raise UsageError(
+                f"feeds must be exactly {[s.name for s in want]}; "
+                f"missing {missing}, unexpected {extra}"
+            )
         batch = None
         for s in want:
             a = feeds[s.name]

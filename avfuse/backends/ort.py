@@ -16,8 +16,12 @@ from avfuse.backends.base import Backend
 from avfuse.errors import BackendUnavailable, ModelError
 from avfuse.manifest import Manifest, check_against_graph
 
-_OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-               "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 
 def _ort() -> Any:
@@ -50,34 +54,40 @@ class OnnxRuntimeBackend(Backend):
             if forced not in available:
                 raise BackendUnavailable(
                     f"ONNX Runtime provider {forced} is not available (have {available}); "
-                    "for CUDA/TensorRT: pip install onnxruntime-gpu")
+                    "for CUDA/TensorRT: pip install onnxruntime-gpu"
+                )
             return [forced]
         if self.options.device.startswith("cuda"):
             if "CUDAExecutionProvider" not in available:
                 raise BackendUnavailable(
                     f"device {self.options.device} needs onnxruntime-gpu (have {available}): "
-                    "pip uninstall onnxruntime && pip install onnxruntime-gpu")
+                    "pip uninstall onnxruntime && pip install onnxruntime-gpu"
+                )
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
     def _load(self, manifest: Manifest) -> None:
         ort = _ort()
         so = ort.SessionOptions()
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
-                                              _OPT_LEVELS[self.options.optimization])
+        so.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, _OPT_LEVELS[self.options.optimization]
+        )
         so.intra_op_num_threads = self.options.threads
         so.inter_op_num_threads = int(self.options.extra.get("inter_threads", 1))
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(manifest.model_path), sess_options=so,
-                                                 providers=self._providers(ort))
+            self._session = ort.InferenceSession(
+                str(manifest.model_path), sess_options=so, providers=self._providers(ort)
+            )
         except BackendUnavailable:
             raise
         except Exception as e:
-            raise ModelError(f"ONNX Runtime cannot load {manifest.model_path.name}: "
-                             f"{str(e).splitlines()[0]}; the file is corrupt or not an ONNX "
-                             "model: re-export it") from e
+            raise ModelError(
+                f"ONNX Runtime cannot load {manifest.model_path.name}: "
+                f"{str(e).splitlines()[0]}; the file is corrupt or not an ONNX "
+                "model: re-export it"
+            ) from e
         check_against_graph(
             manifest,
             {i.name: _dims(i.shape) for i in self._session.get_inputs()},

@@ -11,12 +11,18 @@ from avfuse.assets import default_model_path
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `info` sub-command."""
     p = sub.add_parser(
-        "info", help="show and validate a model's manifest",
+        "info",
+        help="show and validate a model's manifest",
         description="Print the manifest summary of a model (inputs, pre-processing, labels, "
         "metrics, provenance) and check it against the ONNX graph. Exits 2 naming the field "
-        "when the manifest is missing or inconsistent.")
-    p.add_argument("model", nargs="?", default=None,
-                   help="model.onnx, its manifest.json or its folder (default: the bundled model)")
+        "when the manifest is missing or inconsistent.",
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="model.onnx, its manifest.json or its folder (default: the bundled model)",
+    )
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=run)
 
@@ -40,12 +46,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"output    {s.name:<8} {'':<6} {s.dtype} {list(s.shape)}")
     if m.audio:
         a = m.audio
-        print(f"audio     {a.sample_rate} Hz, {a.window_s:g} s window, n_fft {a.n_fft}, "
-              f"win {a.win_length}, hop {a.hop_length}, {a.n_mels} mels {a.fmin:g}-{a.fmax:g} Hz")
+        print(
+            f"audio     {a.sample_rate} Hz, {a.window_s:g} s window, n_fft {a.n_fft}, "
+            f"win {a.win_length}, hop {a.hop_length}, {a.n_mels} mels {a.fmin:g}-{a.fmax:g} Hz"
+        )
     if m.video:
         v = m.video
-        print(f"video     {v.width}x{v.height} {v.colour}, resize {v.resize}, "
-              f"mean {list(v.mean)} std {list(v.std)}")
+        print(
+            f"video     {v.width}x{v.height} {v.colour}, resize {v.resize}, "
+            f"mean {list(v.mean)} std {list(v.std)}"
+        )
     if m.mask_order:
         print(f"mask      {', '.join(m.mask_order)}")
     for k, v in m.metrics.items():

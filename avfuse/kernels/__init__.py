@@ -28,8 +28,11 @@ from avfuse.kernels import reference as ref
 from avfuse.kernels.reference import AudioParams, VideoParams
 
 #: implementation name -> module providing `LogMel` and `Image` classes; "auto" tries in order
-IMPLEMENTATIONS = {"numba": "avfuse.kernels.numba_cpu", "cuda": "avfuse.kernels.cuda_gpu",
-                   "reference": "avfuse.kernels"}
+IMPLEMENTATIONS = {
+    "numba": "avfuse.kernels.numba_cpu",
+    "cuda": "avfuse.kernels.cuda_gpu",
+    "reference": "avfuse.kernels",
+}
 AUTO_ORDER = ("numba", "reference")
 
 
@@ -77,8 +80,9 @@ class ImageKernel(ABC):
         return (self.params.channels, self.params.height, self.params.width)
 
     @abstractmethod
-    def __call__(self, frame: np.ndarray, pixel_format: str = "bgr24",
-                 out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, frame: np.ndarray, pixel_format: str = "bgr24", out: np.ndarray | None = None
+    ) -> np.ndarray:
         """One frame -> float32 (C, H, W) written into `out` when given."""
 
     def warmup(self, height: int = 240, width: int = 320) -> None:
@@ -104,8 +108,9 @@ class ReferenceImage(ImageKernel):
 
     name = "reference"
 
-    def __call__(self, frame: np.ndarray, pixel_format: str = "bgr24",
-                 out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, frame: np.ndarray, pixel_format: str = "bgr24", out: np.ndarray | None = None
+    ) -> np.ndarray:
         res = ref.image_to_tensor(frame, self.params, pixel_format)
         if out is None:
             return res.astype(np.float32)
@@ -120,8 +125,10 @@ Image = ReferenceImage
 
 def _load(impl: str, kind: str, params: object) -> object:
     if impl not in IMPLEMENTATIONS:
-        raise UsageError(f"unknown kernel implementation {impl!r}; "
-                         f"choose one of {sorted(IMPLEMENTATIONS)} or 'auto'")
+        raise UsageError(
+            f"unknown kernel implementation {impl!r}; "
+            f"choose one of {sorted(IMPLEMENTATIONS)} or 'auto'"
+        )
     try:
         module = importlib.import_module(IMPLEMENTATIONS[impl])
     except ImportError as e:
@@ -151,5 +158,11 @@ def image_kernel(params: VideoParams, impl: str = "auto") -> ImageKernel:
     return _pick(impl, "Image", params)  # type: ignore[return-value]
 
 
-__all__ = ["AudioParams", "ImageKernel", "LogMelKernel", "VideoParams", "image_kernel",
-           "log_mel_kernel"]
+__all__ = [
+    "AudioParams",
+    "ImageKernel",
+    "LogMelKernel",
+    "VideoParams",
+    "image_kernel",
+    "log_mel_kernel",
+]

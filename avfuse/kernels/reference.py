@@ -146,7 +146,9 @@ class VideoParams:
         if self.resize != "area":
             raise ValueError("resize must be 'area'")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ValueError(f"mean and std need {self.channels} value(s) for colour {self.colour!r}")
+            raise ValueError(
+                f"mean and std need {self.channels} value(s) for colour {self.colour!r}"
+            )
         if any(s <= 0 for s in self.std):
             raise ValueError("std values must be positive")
 
@@ -201,7 +203,9 @@ def mel_filterbank(
     sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float
 ) -> np.ndarray:
     """Triangular HTK mel filterbank, shape (n_mels, n_fft // 2 + 1), float64, read-only."""
-    return _mel_filterbank_cached(int(sample_rate), int(n_fft), int(n_mels), float(fmin), float(fmax))
+    return _mel_filterbank_cached(
+        int(sample_rate), int(n_fft), int(n_mels), float(fmin), float(fmax)
+    )
 
 
 def frame_signal(x: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
@@ -285,7 +289,9 @@ def to_rgb(frame: np.ndarray, pixel_format: str) -> np.ndarray:
     rows, width = frame.shape
     height = rows * 2 // 3
     if rows != height * 3 // 2 or height % 2 or width % 2:
-        raise ValueError(f"{pixel_format} buffer must be (H*3/2, W) with even H, W; got {frame.shape}")
+        raise ValueError(
+            f"{pixel_format} buffer must be (H*3/2, W) with even H, W; got {frame.shape}"
+        )
     y = frame[:height]
     chroma = frame[height:]
     if pixel_format == "nv12":
@@ -320,7 +326,9 @@ def area_weights(n_in: int, n_out: int) -> np.ndarray:
     return _area_weights_cached(int(n_in), int(n_out))
 
 
-def image_to_tensor(frame: np.ndarray, params: VideoParams, pixel_format: str = "bgr24") -> np.ndarray:
+def image_to_tensor(
+    frame: np.ndarray, params: VideoParams, pixel_format: str = "bgr24"
+) -> np.ndarray:
     """Pre-process one frame into the model's (C, H, W) float64 tensor.
 
     Colour conversion runs before the resize; both are linear, so the order only

@@ -125,8 +125,9 @@ class Source(ABC):
             raise RuntimeError(f"source {self.name} already started")
         self.stopping.clear()
         self.finished.clear()
-        self._thread = threading.Thread(target=self._main, args=(sink,), daemon=True,
-                                        name=f"avfuse-src-{self.name}")
+        self._thread = threading.Thread(
+            target=self._main, args=(sink,), daemon=True, name=f"avfuse-src-{self.name}"
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -143,8 +144,14 @@ class Source(ABC):
             if not self.stopping.is_set():
                 sink.status(SourceStatus(kind="eos", source=self.name, recoverable=False))
         except Exception as e:  # a source thread never dies silently
-            sink.status(SourceStatus(kind="error", source=self.name, recoverable=False,
-                                     message=f"{type(e).__name__}: {e}"))
+            sink.status(
+                SourceStatus(
+                    kind="error",
+                    source=self.name,
+                    recoverable=False,
+                    message=f"{type(e).__name__}: {e}",
+                )
+            )
         finally:
             self.finished.set()
 
