@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install avfuse into ./.venv, with the system packages it uses.
+#
+#   bash scripts/install.sh          runtime only (enough for `avfuse demo` and `avfuse run`)
+#   bash scripts/install.sh --all    + training, export, benchmarks and the test suite
+#
+# System packages (Debian/Ubuntu, installed when run as root or with sudo):
+#   libportaudio2 (microphones), ffmpeg (streams in tests), espeak-ng + sox (training data),
+#   pulseaudio (the virtual microphone the audio tests use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+pkgs=(libportaudio2 ffmpeg)
+if [[ "${1:-}" == "--all" ]]; then
+  extras="[all]"
+  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils)
+fi
+
+if command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+  if [[ $(id -u) -eq 0 || -n "$sudo" ]]; then
+    echo "installing system packages: ${pkgs[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "${pkgs[@]}" >/dev/null
+  else
+    echo "not root and no sudo: install these yourself: ${pkgs[*]}" >&2
+  fi
+else
+  echo "no apt-get: install the equivalents of ${pkgs[*]} with your package manager" >&2
+fi
+
+python=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+# torch is pinned (a CPU build resolves here); it is only in the train/export extras.
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "avfuse installed in .venv ($(.venv/bin/avfuse --version))"
