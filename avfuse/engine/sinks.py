@@ -106,6 +106,21 @@ class JsonlSink(Sink):
             self._file.close()
 
 
+class MemorySink(Sink):
+    """Keeps every record in memory (for the Python API and tests)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The event records, in order."""
+        return [r for r in self.records if r.get("type") == "event"]
+
+
 def format_event(record: dict[str, Any]) -> str:
     """Human-readable one-line form of an event record."""
     mods = "+".join(record.get("modalities", [])) or "-"
