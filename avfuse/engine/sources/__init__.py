@@ -1,1 +1,103 @@
-"""avfuse.engine.sources."""
+"""avfuse.engine.sources: where audio and video come from.
+
+`open_source(spec, sample_rate=...)` turns what a user types after `--source` into a
+Source:
+
+    synthetic            the scripted digit scene (seed 0)
+    synthetic:SEED       the same with another seed
+    mic:NAME | mic:N     a microphone (PortAudio device name substring or index)
+    camera:N | camera:PATH   a camera through OpenCV (index or /dev/videoN)
+    udp://... rtsp://... http(s)://... srt://... rtp://...   a live network stream
+    PATH                 a media file (mp4, mkv, wav, ts, ...)
+
+Sources are imported lazily so that asking for one does not load the others'
+dependencies (PyAV, OpenCV, PortAudio).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from avfuse.engine.sources.base import (
+    AudioFormat,
+    FrameSink,
+    Source,
+    SourceInfo,
+    SourceStatus,
+    VideoFormat,
+)
+from avfuse.errors import UsageError
+
+__all__ = [
+    "AudioFormat",
+    "FrameSink",
+    "Source",
+    "SourceInfo",
+    "SourceStatus",
+    "VideoFormat",
+    "open_source",
+]
+
+
+def _synthetic(arg: str, *, sample_rate: int, realtime: bool, **kw: Any) -> Source:
+    from avfuse.engine.sources.synthetic import SceneScript, SyntheticSource
+
+    try:
+        seed = int(arg) if arg else 0
+    except ValueError:
+        raise UsageError(
+            f"'synthetic:{arg}': the seed must be an integer: use e.g. synthetic:7"
+        ) from None
+    script = kw.pop("script", None) or SceneScript.default(seed=seed)
+    return SyntheticSource(script=script, sample_rate=sample_rate, realtime=realtime, **kw)
+
+
+def _media(spec: str, *, sample_rate: int, realtime: bool, **kw: Any) -> Source:
+    from avfuse.engine.sources.media import MediaSource
+
+    return MediaSource(spec, sample_rate=sample_rate, realtime=realtime, **kw)
+
+
+def _microphone(arg: str, *, sample_rate: int, realtime: bool, **kw: Any) -> Source:
+    from avfuse.engine.sources.microphone import MicrophoneSource
+
+    device: int | str = int(arg) if arg.isdigit() else (arg or "default")
+    return MicrophoneSource(device=device, sample_rate=sample_rate, **kw)  # always live
+
+
+def _camera(arg: str, *, sample_rate: int, realtime: bool, **kw: Any) -> Source:
+    from avfuse.engine.sources.camera import open_camera
+
+    return open_camera(arg, sample_rate=sample_rate, realtime=realtime, **kw)
+
+
+#: "kind:" prefixes that name a source kind rather than a URL scheme or a path; each
+#: entry is called as opener(arg, sample_rate=..., realtime=..., **kw) with `arg` the
+#: text after the colon. Register new kinds here.
+PREFIXED_SOURCES: dict[str, Any] = {
+    "synthetic": _synthetic,
+    "mic": _microphone,
+    "camera": _camera,
+}
+
+
+def open_source(spec: str, *, sample_rate: int, realtime: bool = False, **kw: Any) -> Source:
+    """Make the Source that `spec` names (not yet opened).
+
+    Args:
+        spec: "synthetic", "synthetic:SEED", a file path, or a URL (see module docstring).
+        sample_rate: rate audio is delivered at (mono float32).
+        realtime: pace non-live sources (files, synthetic scenes) to wall time.
+        **kw: options of the chosen source class (e.g. `video=False` for MediaSource,
+            `av_offset_ms=80` for SyntheticSource).
+
+    Raises:
+        UsageError: `spec` is empty or a "kind:" prefix has a bad argument.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise UsageError("empty source: give a file, a URL or 'synthetic'")
+    kind, sep, arg = spec.partition(":")
+    if kind in PREFIXED_SOURCES and not arg.startswith("//"):
+        return PREFIXED_SOURCES[kind](arg, sample_rate=sample_rate, realtime=realtime, **kw)
+    return _media(spec, sample_rate=sample_rate, realtime=realtime, **kw)

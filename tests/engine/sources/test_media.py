@@ -1,0 +1,355 @@
+"""MediaSource on real files and a real live UDP stream served by ffmpeg on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avfuse.engine.sources.base import SourceStatus
+from avfuse.engine.sources.media import MediaSource, PtsChecker
+from avfuse.engine.sources.synthetic import (
+    SceneRender,
+    SceneScript,
+    load_default_material,
+    render_scene_to_file,
+)
+from avfuse.errors import SourceError, StreamFormatError, UsageError
+from tests.fixtures.ffmpeg import (
+    closed_tcp_port,
+    free_port,
+    lavfi_args,
+    needs_ffmpeg,
+    push_rtsp,
+    serve_udp,
+    udp_testsrc,  # noqa: F401 - pytest fixture
+    write_testsrc_file,
+)
+
+SR = 16000
+SCRIPT = SceneScript.default(seed=3, digits="164")
+
+
+class Sink:
+    """A FrameSink that keeps everything it is given, with the arrival time."""
+
+    def __init__(self) -> None:
+        self.a: list[tuple[np.ndarray, float, int, int]] = []
+        self.v: list[tuple[np.ndarray, float, int, int]] = []
+        self.statuses: list[SourceStatus] = []
+
+    def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
+        self.a.append((samples.copy(), device_time_s, host_ns, time.monotonic_ns()))
+
+    def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
+        self.v.append((frame, device_time_s, host_ns, time.monotonic_ns()))
+
+    def status(self, status: SourceStatus) -> None:
+        self.statuses.append(status)
+
+
+def read_all(src: MediaSource, timeout: float = 30.0) -> Sink:
+    sink = Sink()
+    src.start(sink)
+    assert src.finished.wait(timeout), "source did not finish"
+    src.stop()
+    assert sink.statuses[-1].kind == "eos", sink.statuses
+    return sink
+
+
+@pytest.fixture(scope="module")
+def scene_mp4(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """A 3-digit scene encoded to mp4 (48 kHz AAC) with the audio 100 ms late."""
+    path = tmp_path_factory.mktemp("media") / "scene.mp4"
+    truth = render_scene_to_file(SCRIPT, path, av_offset_ms=100, sample_rate=48000)
+    return path, truth
+
+
+def test_rendered_file_keeps_the_av_offset(scene_mp4: tuple[Path, list[dict]]) -> None:
+    path, truth = scene_mp4
+    assert path.with_suffix(".json").is_file()
+    src = MediaSource(path, sample_rate=SR)
+    info = src.open()
+    assert not info.live and info.audio is not None and info.video is not None
+    assert (info.video.width, info.video.height, info.video.fps) == (320, 240, 30.0)
+    sink = read_all(src)
+    origin = sink.v[0][2]
+    assert sink.v[0][1] == 0.0
+    # virtual clock: host = origin + PTS offset, for both modalities
+    for _, dev, host, _ in sink.a + sink.v:
+        assert host - origin == pytest.approx(dev * 1e9, abs=1e3)
+    vt = np.array([v[1] for v in sink.v])
+    assert (np.diff(vt) > 0).all()
+    assert len(vt) == int(SCRIPT.duration_s * 30)
+    audio = np.concatenate([a[0] for a in sink.a])
+    assert audio.dtype == np.float32
+    at = np.array([a[1] for a in sink.a])
+    assert (np.diff(at) > 0).all()
+    assert len(audio) == pytest.approx(vt[-1] * SR, abs=0.1 * SR)  # resampled 48k -> 16k
+    # The offset baked into the file comes back: speech onset relative to what was said,
+    # minus card onset relative to the frame the card was put on, within one frame.
+    said = SceneRender(SCRIPT, load_default_material(), sample_rate=SR).audio
+    background = sink.v[0][0].astype(np.int16)
+    for t in truth:
+        card_seen = next(
+            dev
+            for f, dev, _, _ in sink.v
+            if dev >= t["card"][0] - 0.1 and np.abs(f - background).mean() > 8
+        )
+        card_put = np.ceil(t["card"][0] * 30 - 1e-6) / 30
+        s0 = int((t["speech"][0] - 0.05) * SR)
+        said_at = (s0 + np.flatnonzero(np.abs(said[s0:]) > 0.05)[0]) / SR
+        heard_at = onset(sink, t["speech"][0] - 0.05)
+        measured = (heard_at - said_at) - (card_seen - card_put)
+        assert measured == pytest.approx(0.100, abs=1 / 30), t
+
+
+def onset(sink: Sink, after_s: float, thr: float = 0.05) -> float:
+    """Device time of the first delivered audio sample above `thr` after `after_s`."""
+    for samples, dev, _, _ in sink.a:
+        t = dev + np.arange(len(samples)) / SR
+        hit = np.flatnonzero((np.abs(samples) > thr) & (t >= after_s))
+        if hit.size:
+            return float(t[hit[0]])
+    raise AssertionError("no onset")
+
+
+def test_video_only_and_audio_only(scene_mp4: tuple[Path, list[dict]]) -> None:
+    path, _ = scene_mp4
+    v = MediaSource(path, sample_rate=SR, audio=False)
+    assert v.open().audio is None
+    sink = read_all(v)
+    assert sink.v and not sink.a
+    a = MediaSource(path, sample_rate=SR, video=False)
+    assert a.open().video is None
+    sink = read_all(a)
+    assert sink.a and not sink.v
+
+
+def write_wav(path: Path, x: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_wav_is_resampled_and_keeps_time(tmp_path: Path, rate: int) -> None:
+    t = np.arange(2 * rate) / rate
+    x = np.where((t >= 1.0) & (t < 1.5), 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0)
+    write_wav(tmp_path / "a.wav", x, rate)
+    src = MediaSource(tmp_path / "a.wav", sample_rate=SR)
+    info = src.open()
+    assert info.video is None and info.audio is not None and info.audio.sample_rate == SR
+    sink = read_all(src)
+    y = np.concatenate([a[0] for a in sink.a])
+    assert abs(len(y) - 2 * SR) <= 32
+    loud = np.flatnonzero(np.abs(y) > 0.25)
+    assert loud[0] / SR == pytest.approx(1.0, abs=0.002)
+    assert loud[-1] / SR == pytest.approx(1.5, abs=0.002)
+    # a 1 kHz tone stays 1 kHz at the new rate
+    seg = y[int(1.1 * SR) : int(1.4 * SR)]
+    freq = np.argmax(np.abs(np.fft.rfft(seg))) * SR / len(seg)
+    assert freq == pytest.approx(1000, abs=5)
+
+
+def test_realtime_file_is_paced_to_its_timestamps(tmp_path: Path) -> None:
+    path = write_testsrc_file(tmp_path / "t.mp4", seconds=1.0)
+    sink = read_all(MediaSource(path, sample_rate=SR, realtime=True))
+    assert len(sink.v) == 30
+    for _, _, host, arrival in sink.a + sink.v:
+        assert arrival >= host  # never delivered ahead of its time
+
+
+@needs_ffmpeg
+def test_live_udp_stream_timestamps_increase(udp_testsrc: str) -> None:  # noqa: F811
+    src = MediaSource(udp_testsrc, sample_rate=SR, open_timeout_s=10, reconnect_s=0)
+    info = src.open()
+    assert info.live and info.video is not None and info.audio is not None
+    assert (info.video.width, info.video.height) == (320, 240)
+    sink = Sink()
+    src.start(sink)
+    deadline = time.monotonic() + 15
+    while (len(sink.v) < 30 or len(sink.a) < 20) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    src.stop()
+    assert len(sink.v) >= 30 and len(sink.a) >= 20, sink.statuses
+    for items in (sink.a, sink.v):
+        dev = np.array([x[1] for x in items])
+        host = np.array([x[2] for x in items])
+        assert (np.diff(dev) > 0).all()
+        assert (np.diff(host) >= 0).all()
+        assert all(x[2] == x[3] or x[2] <= x[3] for x in items)  # stamped at arrival
+    assert sink.v[0][0].shape == (240, 320, 3)
+    # both modalities share one origin: their device times are close at the start
+    assert abs(sink.a[0][1] - sink.v[0][1]) < 1.0
+    assert not [s for s in sink.statuses if s.kind == "error"]
+
+
+@needs_ffmpeg
+def test_live_stream_end_is_reported_as_disconnect(tmp_path: Path) -> None:
+    path = write_testsrc_file(tmp_path / "t.mp4", seconds=2.0)
+    with serve_udp(["-re", "-i", str(path)], copy=True) as url:
+        src = MediaSource(url, sample_rate=SR, read_timeout_s=1.0, reconnect_s=0)
+        sink = Sink()
+        src.start(sink)
+        assert src.finished.wait(15)
+    src.stop()
+    kinds = [s.kind for s in sink.statuses]
+    assert "disconnected" in kinds and sink.v
+    assert kinds[-1] == "eos"
+
+
+def wait_for(cond, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(cond())
+
+
+@needs_ffmpeg
+def test_udp_sender_restart_is_reported_as_reconnect() -> None:
+    port = free_port()
+    src = MediaSource(
+        f"udp://127.0.0.1:{port}",
+        sample_rate=SR,
+        read_timeout_s=1,
+        open_timeout_s=3,
+        reconnect_s=10,
+    )
+    sink = Sink()
+    with serve_udp(lavfi_args(seconds=2), port=port):
+        src.open()
+        src.start(sink)
+        assert wait_for(lambda: len(sink.v) > 5, 10)
+        assert wait_for(lambda: any(s.kind == "disconnected" for s in sink.statuses), 10)
+    n_before = len(sink.v)
+    with serve_udp(lavfi_args(seconds=4), port=port):
+        assert wait_for(lambda: any(s.kind == "reconnected" for s in sink.statuses), 10)
+        assert wait_for(lambda: len(sink.v) > n_before + 5, 10)
+        src.stop()
+    kinds = [s.kind for s in sink.statuses if s.kind != "warning"]
+    assert kinds[:2] == ["disconnected", "reconnected"], sink.statuses
+    assert sink.statuses[0].recoverable
+
+
+@needs_ffmpeg
+def test_rtsp_stream_pushed_to_a_listening_source() -> None:
+    url = f"rtsp://127.0.0.1:{closed_tcp_port()}/live"
+    src = MediaSource(
+        url, sample_rate=SR, options={"rtsp_flags": "listen"}, open_timeout_s=10, reconnect_s=0
+    )
+    opened: list = []
+    opener = threading.Thread(target=lambda: opened.append(src.open()))
+    opener.start()  # the source listens; the ffmpeg below connects to it
+    time.sleep(0.3)
+    with push_rtsp(url, seconds=5):
+        opener.join(12)
+        assert opened and opened[0].live and opened[0].video is not None
+        sink = Sink()
+        src.start(sink)
+        assert wait_for(lambda: len(sink.v) >= 15 and len(sink.a) >= 10, 10)
+        src.stop()
+    for items in (sink.a, sink.v):
+        assert (np.diff([x[1] for x in items]) > 0).all()
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="av_offset_ms"):
+        MediaSource(tmp_path / "a.mp4", av_offset_ms=3)
+    with pytest.raises(SourceError, match="does not exist: check the path"):
+        MediaSource(tmp_path / "nope.mp4", sample_rate=SR).open()
+    with pytest.raises(SourceError, match="directory"):
+        MediaSource(tmp_path, sample_rate=SR).open()
+
+
+def test_corrupt_file_is_a_format_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
+    with pytest.raises(StreamFormatError, match="not readable media"):
+        MediaSource(bad, sample_rate=SR).open()
+
+
+def test_file_without_the_wanted_modality(tmp_path: Path) -> None:
+    write_wav(tmp_path / "a.wav", np.zeros(1600), 16000)
+    with pytest.raises(StreamFormatError, match="no video stream"):
+        MediaSource(tmp_path / "a.wav", sample_rate=SR, audio=False).open()
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "http", "tcp"])
+def test_refused_connection_is_a_source_error(scheme: str) -> None:
+    url = f"{scheme}://127.0.0.1:{closed_tcp_port()}/live"
+    with pytest.raises(SourceError, match="check that the server is running"):
+        MediaSource(url, sample_rate=SR, open_timeout_s=3).open()
+
+
+def test_silent_udp_url_times_out_instead_of_hanging() -> None:
+    url = f"udp://127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match="sent nothing within 1 s"):
+        MediaSource(url, sample_rate=SR, open_timeout_s=1.0).open()
+    assert time.monotonic() - t0 < 10  # bounded: not a hang
+
+
+def write_gappy_mkv(path: Path) -> None:
+    """Video frames 0-9 and 20-29 at 30 fps, audio blocks with 0.5 s missing after 0.256 s."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mpeg4", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        aus = out.add_stream("pcm_s16le", rate=16000, layout="mono")
+        img = np.zeros((48, 64, 3), np.uint8)
+        for k in [*range(10), *range(20, 30)]:
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts = k
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+        for pos in [*range(0, 4096, 1024), *range(12096, 16192, 1024)]:
+            a = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.int16), format="s16", layout="mono"
+            )
+            a.sample_rate, a.pts = 16000, pos
+            out.mux(aus.encode(a))
+        out.mux(aus.encode(None))
+
+
+def test_server_that_never_answers_times_out() -> None:
+    with socket.socket() as server:  # accepts connections (backlog) but never replies
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/stream.ts"
+        t0 = time.monotonic()
+        with pytest.raises(SourceError, match="sent nothing within 1 s"):
+            MediaSource(url, sample_rate=SR, open_timeout_s=1.0).open()
+        assert time.monotonic() - t0 < 10  # bounded: not a hang
+
+
+def test_pts_gaps_in_a_file_are_reported_not_filled(tmp_path: Path) -> None:
+    write_gappy_mkv(tmp_path / "gap.mkv")
+    sink = read_all(MediaSource(tmp_path / "gap.mkv", sample_rate=SR))
+    warnings = {s.modality: s.message for s in sink.statuses if s.kind == "warning"}
+    assert "gap" in warnings["video"] and "gap" in warnings["audio"]
+    vt = np.array([v[1] for v in sink.v])
+    assert len(vt) == 20 and np.diff(vt).max() == pytest.approx(11 / 30, abs=1e-3)
+    at = np.array([a[1] for a in sink.a])
+    assert (np.diff(at) > 0).all()
+    assert sum(len(a[0]) for a in sink.a) == pytest.approx(8 * 1024, abs=64)
+
+
+def test_pts_checker_reports_gaps_and_regressions() -> None:
+    c = PtsChecker(modality="video", nominal_step_s=1 / 30)
+    assert [c.check(k / 30, None) for k in range(5)] == [None] * 5
+    assert "gap" in c.check(8 / 30, None)
+    assert c.check(9 / 30, None) is None
+    assert "went back" in c.check(3 / 30, None)
+    assert (c.gaps, c.regressions) == (1, 1)
+    a = PtsChecker(modality="audio", nominal_step_s=None)
+    assert a.check(0.0, 0.064) is None and a.check(0.064, 0.064) is None
+    assert "gap" in a.check(0.2, 0.064)
