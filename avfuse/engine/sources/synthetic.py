@@ -97,13 +97,15 @@ class SceneScript:
         digits: str = "0123456789",
         card_s: float = 1.5,
         pause_s: tuple[float, float] = (0.6, 1.0),
-        speech_delay_s: tuple[float, float] = (0.15, 0.35),
+        speech_delay_s: tuple[float, float] = (0.0, 0.0),
         lead_s: float = 0.6,
     ) -> SceneScript:
         """The demo scene: each digit once, in a seeded random order (~22 s for ten).
 
         Each card is shown `card_s` seconds, its utterance starts `speech_delay_s` after
-        the card appears, and `pause_s` of background only separates the digits.
+        the card appears, and `pause_s` of background only separates the digits. By
+        default speech starts with the card, as a clapperboard's sound starts with its
+        picture: that is what the pipeline's A/V sync monitor measures an offset against.
         """
         rng = np.random.default_rng(seed)
         order = [digits[i] for i in rng.permutation(len(digits))]
