@@ -1,0 +1,493 @@
+"""The streaming pipeline: sources -> ingest -> aligner -> scheduler -> kernels -> backend ->
+postprocess -> sinks, for one or many streams in one process.
+
+Threads: every source captures on its own thread into its stream's `Ingest`
+(rings, clock fits; never blocked by the pipeline). One worker (the thread that
+calls `run`, or the one `start` spawns) does everything else in a loop:
+
+    1. turn source statuses, gaps and clock jumps into warning/fault records;
+    2. pull new frames (video-driven) or audio windows (audio-driven) from the rings
+       into the scheduler's bounded queues (latest wins for live streams; files are
+       pulled only as fast as they are processed, so nothing of a file is dropped);
+    3. take a micro-batch of READY items across streams: an item is ready when its
+       audio window is complete, or its audio deadline passed, or no audio will come;
+    4. pre-process into preallocated feed buffers, run the backend once per batch,
+       post-process per stream, hand records and frames to the sinks.
+
+Nothing blocks the capture threads; the worker polls with short sleeps when idle.
+A source fault becomes a record and the run goes on with the modality it still
+has (its mask column is 0 and events say `degraded`). Ctrl-C in the thread running
+`run()` flushes the post-processors, writes the summary, closes the sinks and then
+re-raises KeyboardInterrupt (the CLI turns it into exit status 130).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from avfuse.backends.base import Backend
+from avfuse.engine.clock import now_ns
+from avfuse.engine.metrics import LatencyHistogram, Metrics
+from avfuse.engine.postprocess import Decision, PostprocessConfig
+from avfuse.engine.schedule import Scheduler, Ticket
+from avfuse.engine.sinks import Sink
+from avfuse.engine.sources.base import Source
+from avfuse.engine.streams import Item, Stream, build_stream
+from avfuse.errors import BackendError, UsageError
+from avfuse.kernels import image_kernel, log_mel_kernel
+
+Mode = Literal["auto", "fused", "audio", "video"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    """Everything the pipeline's behaviour depends on; validated once.
+
+    Attributes:
+        av_offset_ms: how much later the audio arrives than the video it belongs with
+            (positive: audio late).
+        audio_deadline_ms: longest wait for late audio after a frame (live streams).
+        realtime: play non-live sources at their own pace (otherwise as fast as possible).
+        mode: "auto" (from the model's and the streams' modalities), "fused"
+            (video-driven with audio), "video" (video-driven, no audio), "audio"
+            (audio-driven, one window every `step_ms`).
+        step_ms: window step of audio-driven streams.
+        min_audio_coverage: fraction of a window that must be valid for audio to count.
+        postprocess: smoothing and hysteresis.
+        max_batch: largest micro-batch across streams.
+        max_wait_ms: longest a ready item waits for a batch to fill (several streams).
+        queue_depth: queued items per stream; a full queue drops its oldest (live).
+        max_latency_ms: live items still queued this long after capture are dropped
+            (None: never).
+        kernel_impl: pre-processing implementation ("auto", "numba", "reference", ...).
+        streaming_mel: reuse log-mel frames between overlapping windows.
+        audio_ring_s: audio held per stream.
+        video_slots: frames held per stream.
+        stats_interval_s: how often sinks get `on_stats`.
+        nonlive_audio_wait_s: longest a file's frame waits for its audio (a safety net;
+            files normally deliver audio in time).
+    """
+
+    av_offset_ms: float = 0.0
+    audio_deadline_ms: float = 100.0
+    realtime: bool = False
+    mode: Mode = "auto"
+    step_ms: float = 100.0
+    min_audio_coverage: float = 0.5
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    max_batch: int = 8
+    max_wait_ms: float = 2.0
+    queue_depth: int = 2
+    max_latency_ms: float | None = 1000.0
+    kernel_impl: str = "auto"
+    streaming_mel: bool = True
+    audio_ring_s: float = 10.0
+    video_slots: int = 8
+    stats_interval_s: float = 1.0
+    nonlive_audio_wait_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "fused", "audio", "video"):
+            raise UsageError(f"unknown mode {self.mode!r}; use auto, fused, audio or video")
+        checks = (
+            (self.audio_deadline_ms >= 0, "audio_deadline_ms must be >= 0"),
+            (self.step_ms > 0, "step_ms must be > 0"),
+            (0 < self.min_audio_coverage <= 1, "min_audio_coverage must be in (0, 1]"),
+            (self.max_batch >= 1, "max_batch must be >= 1"),
+            (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
+            (self.queue_depth >= 1, "queue_depth must be >= 1"),
+            (self.max_latency_ms is None or self.max_latency_ms > 0, "max_latency_ms > 0"),
+            (self.audio_ring_s > 0, "audio_ring_s must be > 0"),
+            (self.video_slots >= 4, "video_slots must be >= 4"),
+            (self.stats_interval_s > 0, "stats_interval_s must be > 0"),
+        )
+        for ok, msg in checks:
+            if not ok:
+                raise UsageError(f"invalid pipeline setting: {msg}")
+
+
+class Pipeline:
+    """Runs a loaded backend on one or many streams and reports to sinks.
+
+    Args:
+        streams: one entry per stream: a Source, or a sequence of Sources whose
+            modalities combine into one stream (e.g. a camera and a microphone).
+        backend: a loaded Backend (its manifest says what the model takes).
+        sinks: where records, frames and stats go.
+        config: behaviour.
+
+    Raises:
+        UsageError: the backend is not loaded, or the model and the streams share no
+            modality, or a stream's audio rate differs from the model's.
+    """
+
+    def __init__(
+        self,
+        *,
+        streams: Sequence[Source | Sequence[Source]],
+        backend: Backend,
+        sinks: Sequence[Sink] = (),
+        config: PipelineConfig | None = None,
+    ) -> None:
+        self.config = cfg = config or PipelineConfig()
+        if backend.manifest is None:
+            raise UsageError("the backend is not loaded; call backend.load(manifest) first")
+        if not streams:
+            raise UsageError("no streams given; pass at least one Source")
+        self.backend = backend
+        self.manifest = m = backend.manifest
+        self.sinks = list(sinks)
+        self.metrics = Metrics()
+        self._records: list[dict[str, Any]] = []
+        self._mel = log_mel_kernel(m.audio, cfg.kernel_impl) if m.audio else None
+        self._img = image_kernel(m.video, cfg.kernel_impl) if m.video else None
+        groups = [[s] if isinstance(s, Source) else list(s) for s in streams]
+        self.streams: list[Stream] = [
+            build_stream(
+                index=i,
+                sources=g,
+                manifest=m,
+                config=cfg,
+                mel_kernel=self._mel,
+                multi=len(groups) > 1,
+            )
+            for i, g in enumerate(groups)
+        ]
+        self._batch = self._batch_size()
+        self._feeds = self._make_feeds()
+        self._fixed = any(isinstance(s.shape[0], int) for s in m.inputs)
+        # one dict of batch views per batch size, made once: no per-batch feed building
+        self._views = {
+            b: {k: v[:b] for k, v in self._feeds.items()} for b in range(1, self._batch + 1)
+        }
+        self._cast = any(s.dtype != "float32" for s in m.inputs if s.name in self._feeds)
+        self._frame_sinks = [s for s in self.sinks if getattr(s, "wants_frames", False)]
+        self._failed_sinks: set[int] = set()
+        self._output = next((o.name for o in m.outputs if o.name == "logits"), m.outputs[0].name)
+        self.scheduler = Scheduler(
+            streams=len(self.streams),
+            depth=cfg.queue_depth,
+            max_batch=self._batch,
+            max_wait_ms=cfg.max_wait_ms,
+            on_drop=self._on_drop,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._closed = False
+        self._interval = LatencyHistogram()
+        self.frames = 0
+        self.events = 0
+        #: the summary record, set at the end of the run
+        self.summary: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _batch_size(self) -> int:
+        fixed = {s.shape[0] for s in self.manifest.inputs if isinstance(s.shape[0], int)}
+        if not fixed:
+            return self.config.max_batch
+        b = min(fixed)
+        if b < self.config.max_batch:
+            msg = f"the model has a fixed batch of {b}; micro-batches are capped at {b} "
+            self._records.append({"type": "warning", "source": "pipeline", "kind": "batch",
+                                  "modality": None, "message": msg})  # fmt: skip
+        return b
+
+    def _make_feeds(self) -> dict[str, np.ndarray]:
+        feeds = {}
+        for s in self.manifest.inputs:
+            if s.modality == "state":
+                continue
+            shape = (self._batch, *(d if isinstance(d, int) else 1 for d in s.shape[1:]))
+            feeds[s.name] = np.zeros(shape, np.float32)
+        return feeds
+
+    def _warmup(self) -> None:
+        """Compile/load every kernel and the backend before the first frame."""
+        if self._mel is not None:
+            self._mel.warmup()
+        if self._img is not None:
+            for st in self.streams:
+                if st.video_format is not None:
+                    fmt = st.video_format
+                    frame = np.zeros(st.ingest.frame_ring.shape, np.uint8)  # type: ignore[union-attr]
+                    self._img(frame, fmt.pixel_format, self._feeds[st.video_input][0])
+        self._infer(1, [0])
+        self.backend.reset_state()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Pipeline:
+        """Start the sources and run the worker on a background thread."""
+        self._begin()
+        self._thread = threading.Thread(target=self._worker, daemon=True, name="avfuse-pipeline")
+        self._thread.start()
+        return self
+
+    def _worker(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # noqa: BLE001 - reported by wait()/stop()
+            self.error = e
+        finally:
+            self._finish()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a started pipeline to end; True when it has. Re-raises a worker error."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
+        if self.error is not None:
+            raise self.error
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the run to end (from any thread) and wait for the worker started by `start`."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def run(self) -> dict[str, Any]:
+        """Run in this thread until every stream ends or `stop()`; returns the summary.
+
+        Raises:
+            KeyboardInterrupt: after a clean shutdown, when interrupted (Ctrl-C).
+            BackendError: after a clean shutdown, when inference failed.
+        """
+        try:
+            self._begin()
+            self._loop()
+        finally:
+            self._finish()
+        assert self.summary is not None  # set by _finish; internal invariant
+        return self.summary
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._finish()
+
+    def _begin(self) -> None:
+        if self._started:
+            raise UsageError("a Pipeline runs once; build a new one to run again")
+        self._started = True
+        self._t_begin = now_ns()
+        self._warmup()
+        for st in self.streams:
+            st.start()
+        self._t_begin = now_ns()
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        next_stats = now_ns() + int(self.config.stats_interval_s * 1e9)
+        frames_at_tick = 0
+        while not self._stop.is_set():
+            now = now_ns()
+            self._emit_records(now)
+            # sampled BEFORE pulling: a source that had finished has written everything
+            ended = all(st.finished() for st in self.streams)
+            pulled = 0
+            for st in self.streams:
+                pulled += st.pull(self.scheduler, now)
+            batch = self.scheduler.next_batch(now)
+            if batch:
+                self._process(batch)
+            elif (
+                ended
+                and not pulled
+                and self.scheduler.pending() == 0
+                and not any(st.waiting for st in self.streams)
+            ):
+                break
+            else:
+                time.sleep(0.0005)
+            if now >= next_stats:
+                dt = self.config.stats_interval_s
+                self._stats(now, (self.frames - frames_at_tick) / dt)
+                frames_at_tick = self.frames
+                next_stats = now + int(dt * 1e9)
+        self._emit_records(now_ns())
+
+    def _on_drop(self, t: Ticket, reason: str) -> None:
+        self.metrics.drop(reason)
+        self.streams[t.stream].release(t.item)
+
+    # ------------------------------------------------------------------ one batch
+    def _process(self, batch: list[Ticket]) -> None:
+        t0 = now_ns()
+        for i, t in enumerate(batch):
+            st = self.streams[t.stream]
+            it: Item = t.item
+            if it.ready_ns:
+                self.metrics.record("align_wait", it.ready_ns - it.first_seen_ns)
+            st.prepare(it, i, self._feeds, self._img)
+            if st.state_reset_pending:  # a gap: recurrent state must not span it
+                st.state_reset_pending = False
+                self.backend.reset_state(st.name)
+        t1 = now_ns()
+        self.metrics.record("preprocess", t1 - t0)
+        out = self._infer(len(batch), [t.stream for t in batch])
+        t2 = now_ns()
+        self.metrics.record("inference", t2 - t1)
+        logits = out[self._output]
+        records: list[dict[str, Any]] = []
+        for i, t in enumerate(batch):
+            st = self.streams[t.stream]
+            it = t.item
+            lat = t2 - it.base_ns
+            d = Decision(
+                stream_time_s=st.ingest.stream_time_s(it.time_ns),
+                logits=logits[i],
+                modalities=it.modalities,
+                degraded=it.degraded,
+                latency_ms=lat / 1e6,
+            )
+            records.extend(st.post.push(d))
+            self.frames += 1
+            st.frames += 1
+        t3 = now_ns()
+        self.metrics.record("postprocess", t3 - t2)
+        for t in batch:  # capture -> decision handed to the sinks
+            self.metrics.record("end_to_end", t3 - t.item.base_ns)
+            self._interval.record_ns(t3 - t.item.base_ns)
+        for r in records:
+            self._send(r)
+        for t in batch:
+            st = self.streams[t.stream]
+            if self._frame_sinks:
+                frame, overlay = st.overlay(t.item)
+                if frame is not None and overlay is not None:
+                    for s in self._frame_sinks:
+                        self._call(s, "on_frame", frame, overlay)
+            st.release(t.item)
+        self.metrics.record("sink", now_ns() - t3)
+
+    def _infer(self, n: int, streams: list[int]) -> dict[str, np.ndarray]:
+        b = self._batch if self._fixed else n
+        feeds = self._views[b]
+        if self._cast:
+            specs = [s for s in self.manifest.inputs if s.name in feeds]
+            feeds = {s.name: feeds[s.name].astype(s.dtype) for s in specs}
+        ids = [self.streams[s].name for s in streams] + [None] * (b - n)
+        try:
+            return self.backend.infer(feeds, streams=ids)
+        except BackendError as e:
+            src = f"backend:{self.backend.name}"
+            self._send({"type": "fault", "source": src, "kind": "error", "modality": None,
+                        "message": str(e), "recoverable": False})  # fmt: skip
+            raise
+
+    # ------------------------------------------------------------------ records, stats, end
+    def _send(self, record: dict[str, Any]) -> None:
+        if record.get("type") == "event":
+            self.events += 1
+        for s in self.sinks:
+            self._call(s, "on_record", record)
+
+    def _call(self, sink: Sink, hook: str, *args: Any) -> None:
+        """Call a sink hook; a sink that raises is reported and the run goes on."""
+        try:
+            getattr(sink, hook)(*args)
+        except Exception as e:  # noqa: BLE001 - reported as a fault record below
+            self.metrics.count("sink_errors")
+            if id(sink) in self._failed_sinks:
+                return
+            self._failed_sinks.add(id(sink))
+            rec = {
+                "type": "fault",
+                "source": f"sink:{type(sink).__name__}",
+                "kind": "error",
+                "modality": None,
+                "message": f"{type(e).__name__}: {e}",
+                "recoverable": True,
+            }
+            for s in self.sinks:
+                if s is not sink:
+                    self._call(s, "on_record", rec)
+
+    def _emit_records(self, now: int) -> None:
+        while self._records:
+            self._send(self._records.pop(0))
+        for st in self.streams:
+            for r in st.drain_records(now):
+                self._send(r)
+
+    def _stats(self, now: int, fps: float) -> None:
+        stats = {
+            "fps": round(fps, 2),
+            "frames": self.frames,
+            "events": self.events,
+            "latency_ms": {
+                "p50": round(self._interval.percentile(50), 3),
+                "p99": round(self._interval.percentile(99), 3),
+            },
+            "drops": sum(self.metrics.drops.values()),
+            "streams": len(self.streams),
+        }
+        self._interval.reset()
+        for s in self.sinks:
+            self._call(s, "on_stats", stats)
+
+    def _finish(self) -> None:
+        """Stop sources, flush post-processing, send the summary, close the sinks. Once."""
+        if self._closed:
+            return
+        self._closed = True
+        for st in self.streams:
+            abandoned = st.stop()
+            if abandoned:
+                self.metrics.drop("shutdown", abandoned)
+        for t in self.scheduler.drain():
+            self._on_drop(t, "shutdown")
+        try:
+            self._emit_records(now_ns())
+            for st in self.streams:
+                for r in st.post.push(None):
+                    self._send(r)
+            self.summary = self._summary()
+            self._send(self.summary)
+        finally:
+            for s in self.sinks:
+                try:
+                    s.close()
+                except Exception as e:  # noqa: BLE001 - one sink must not stop the others
+                    self.error = self.error or e
+
+    def _summary(self) -> dict[str, Any]:
+        cap = self.metrics.hist["capture_to_ring"]
+        cap.reset()
+        for st in self.streams:
+            cap.merge(st.ingest.capture_to_ring)
+        drops = dict(self.metrics.drops)
+        for st in self.streams:
+            for k, v in st.drops().items():
+                if v:
+                    drops[k] = drops.get(k, 0) + v
+        m = self.metrics.as_dict()
+        t0 = getattr(self, "_t_begin", now_ns())
+        return {
+            "type": "summary",
+            "frames": self.frames,
+            "events": self.events,
+            "drops": drops,
+            "latency_ms": m["latency_ms"],
+            "wall_s": round((now_ns() - t0) / 1e9, 3),
+            "batches": self.scheduler.batches,
+            "streams": [st.summary() for st in self.streams],
+        }
+
+    def table(self) -> str:
+        """The latency table (for printing at exit)."""
+        return self.metrics.table()
+
+
+__all__ = ["Pipeline", "PipelineConfig"]

@@ -1,0 +1,490 @@
+"""One stream of the pipeline: its sources, ingest, aligner and per-stream state.
+
+A stream is one scene seen by a camera and heard by a microphone: one Source that
+delivers both, or several Sources combined (the first with audio gives the audio,
+the first with video the video). `Stream` holds everything the pipeline keeps per
+stream: the `Ingest` (rings and clock fits), the `Aligner` or `AudioStepper`, the
+streaming log-mel cache, the `PostProcessor`, and preallocated scratch buffers.
+The pipeline's worker calls it; nothing here runs on a capture thread except the
+`_Port` forwarding into the ingest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from avfuse.engine.align import Aligner, AudioStepper, Window
+from avfuse.engine.ingest import Ingest, IngestConfig, IngestPort, status_record
+from avfuse.engine.postprocess import PostProcessor
+from avfuse.engine.sinks import FrameOverlay
+from avfuse.engine.sources.base import Source
+from avfuse.errors import StreamFormatError, UsageError
+from avfuse.manifest import Manifest
+
+if TYPE_CHECKING:
+    from avfuse.engine.pipeline import PipelineConfig
+    from avfuse.engine.schedule import Scheduler
+    from avfuse.kernels import ImageKernel, LogMelKernel
+
+
+@dataclass(slots=True)
+class Item:
+    """One unit of work: a video frame (video-driven) or an audio window (audio-driven).
+
+    Attributes:
+        stream: stream index.
+        seq: video frame sequence number in the frame ring, -1 when none.
+        time_ns: host time the decision is about (frame time or window end).
+        base_ns: latency origin (capture time for live streams, arrival for files).
+        first_seen_ns: when the pipeline took it from the ring.
+        window: its audio window, once the audio clock can place it.
+        ready_ns: when it became ready (0: not yet).
+        modalities: modalities present after pre-processing.
+        degraded: a modality the model takes was missing.
+        level_dbfs: audio level of the window's last 100 ms.
+    """
+
+    stream: int
+    seq: int
+    time_ns: int
+    base_ns: int
+    first_seen_ns: int
+    window: Window | None = None
+    ready_ns: int = 0
+    modalities: tuple[str, ...] = ()
+    degraded: bool = False
+    level_dbfs: float = -120.0
+
+
+class Stream:
+    """Per-stream state and steps; built by `build_stream`."""
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        sources: list[Source],
+        ports: list[IngestPort],
+        ingest: Ingest,
+        mode: str,
+        manifest: Manifest,
+        config: PipelineConfig,
+        mel_kernel: LogMelKernel | None,
+        multi: bool,
+    ) -> None:
+        self.index = index
+        self.name = "+".join(s.name for s in sources)
+        self.sources = sources
+        self._ports = ports
+        self.ingest = ingest
+        self.mode = mode
+        self.paced = ingest.live or config.realtime
+        self.video_format = ingest.video_format
+        m = manifest
+        self._model_mods = m.modalities
+        self.audio_input = next((s.name for s in m.inputs if s.modality == "audio"), None)
+        self.video_input = next((s.name for s in m.inputs if s.modality == "video"), "")
+        self.mask_input = next((s.name for s in m.inputs if s.modality == "mask"), None)
+        self._mask_order = m.mask_order
+        self._min_cov = config.min_audio_coverage
+        self._max_latency_ns = (
+            int(config.max_latency_ms * 1e6) if config.max_latency_ms is not None else None
+        )
+        self._deadline_ns = int(config.audio_deadline_ms * 1e6)
+        self._nonlive_wait_ns = int(config.nonlive_audio_wait_s * 1e9)
+        self._av_offset_ns = int(config.av_offset_ms * 1e6)
+        self.post = PostProcessor(
+            labels=m.labels, config=config.postprocess, stream=self.name if multi else None
+        )
+        self.aligner: Aligner | None = None
+        self.stepper: AudioStepper | None = None
+        self._mel = mel_kernel
+        self._smel: Any = None
+        self._epoch = 0
+        self.state_reset_pending = False
+        self.audio_buf: np.ndarray | None = None
+        self._rate: int | None = None
+        if m.audio is not None and ingest.audio_ring is not None and ingest.audio_clock is not None:
+            self.audio_buf = np.zeros(m.audio.window_samples, np.float32)
+            self._hop = m.audio.hop_length
+            self._rate = m.audio.sample_rate
+            if mode == "fused":
+                self.aligner = Aligner(
+                    params=m.audio,
+                    ring=ingest.audio_ring,
+                    clock=ingest.audio_clock,
+                    av_offset_ms=config.av_offset_ms,
+                    deadline_ms=config.audio_deadline_ms,
+                    min_coverage=config.min_audio_coverage,
+                )
+            elif mode == "audio":
+                self.stepper = AudioStepper(
+                    params=m.audio, ring=ingest.audio_ring, step_s=config.step_ms / 1e3
+                )
+            if mel_kernel is not None and config.streaming_mel:
+                try:
+                    from avfuse.kernels.streaming import StreamingLogMel
+
+                    self._smel = StreamingLogMel(mel_kernel)
+                except ImportError:  # pragma: no cover - an older kernels package
+                    self._smel = None
+        if mode == "video" or self.audio_buf is None:
+            ingest.audio_floor = None  # nobody reads the audio: never wait for it
+        fr = ingest.frame_ring
+        self.frame_buf = np.zeros(fr.shape, np.uint8) if fr is not None else None
+        self.frames = 0
+        self.torn = 0
+        self._waiting: deque[Item] = deque()
+        self._max_waiting = max(2, fr.slots - 2) if fr is not None else 2
+        self._seen_gaps = 0
+        self._seen_jumps = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start every source delivering into this stream's ingest."""
+        for s, p in zip(self.sources, self._ports, strict=True):
+            s.start(p)
+
+    def stop(self) -> int:
+        """Stop the sources (bounded), unblock back-pressured writes; returns items abandoned."""
+        self.ingest.closed = True
+        for s in self.sources:
+            s.stop()
+        n = len(self._waiting)
+        self._waiting.clear()
+        return n
+
+    def finished(self) -> bool:
+        """True when every source has ended (by itself, by error or by stop)."""
+        return all(s.finished.is_set() for s in self.sources)
+
+    # ------------------------------------------------------------------ work items
+    def pull(self, sched: Scheduler, now: int) -> int:
+        """Take new frames / windows from the rings; queue those that are ready.
+
+        Video-driven: new frames first wait here, in order, for their audio (bounded in
+        time by the audio deadline); only READY items enter the scheduler, so its
+        latest-wins policy drops work that is ready but late, never work whose audio is
+        still due. A file is taken only as fast as it is processed (back-pressure).
+
+        Returns:
+            Items taken from the rings.
+        """
+        n = 0
+        ing = self.ingest
+        if self.mode in ("fused", "video"):
+            ring = ing.frame_ring
+            if ring is None:
+                return 0
+            waiting = self._waiting
+            while self.paced or len(waiting) < self._max_waiting:
+                seq = ring.take()
+                if seq < 0:
+                    break
+                waiting.append(
+                    Item(
+                        stream=self.index,
+                        seq=seq,
+                        time_ns=ring.host_ns(seq),
+                        base_ns=ring.base_ns(seq),
+                        first_seen_ns=now,
+                    )
+                )
+                n += 1
+            while waiting and (self.paced or sched.space(self.index) > 0):
+                it = waiting[0]
+                if not self.ready(it, now):
+                    break
+                waiting.popleft()
+                self._push(sched, it, now)
+            return n
+        stepper, clock = self.stepper, ing.audio_clock
+        if stepper is None or clock is None:
+            return 0
+        while self.paced or sched.space(self.index) > 0:
+            w = stepper.poll()
+            if w is None:
+                break
+            t = clock.index_to_host(w.end_index)
+            base = t if ing.live else now
+            w.target_ns = t
+            fr = ing.frame_ring
+            it = Item(
+                stream=self.index,
+                seq=fr.latest() if fr is not None else -1,
+                time_ns=t,
+                base_ns=base,
+                first_seen_ns=now,
+                window=w,
+                ready_ns=now,
+            )
+            self._push(sched, it, now)
+            n += 1
+        return n
+
+    def _push(self, sched: Scheduler, it: Item, now: int) -> None:
+        ml = self._max_latency_ns
+        sched.push(
+            self.index, it, now_ns=now, deadline_ns=it.base_ns + ml if self.paced and ml else None
+        )
+
+    @property
+    def waiting(self) -> int:
+        """Items taken from the ring and still waiting for their audio."""
+        return len(self._waiting)
+
+    def ready(self, it: Item, now: int) -> bool:
+        """Whether an item can be processed now (its audio is complete or will not come)."""
+        if it.ready_ns:
+            return True
+        al = self.aligner
+        if al is not None and it.window is None:
+            it.window = al.window_for(it.time_ns)
+        ok = al is None or not self.ingest.audio_up
+        if not ok:
+            if it.window is not None and al.complete(it.window):
+                ok = True
+            elif self.paced:
+                due = it.window.target_ns if it.window else it.time_ns + self._av_offset_ns
+                ok = now >= due + self._deadline_ns
+            else:
+                ok = (
+                    self.finished()
+                    or self.ingest.blocked
+                    or now - it.first_seen_ns > self._nonlive_wait_ns
+                )
+        if ok:
+            it.ready_ns = now
+        return ok
+
+    def prepare(
+        self, it: Item, row: int, feeds: dict[str, np.ndarray], img: ImageKernel | None
+    ) -> None:
+        """Pre-process an item into batch row `row` of the feeds and fill its mask row."""
+        has_audio = has_video = False
+        ing = self.ingest
+        if self.audio_input is not None:
+            dst = feeds[self.audio_input][row]
+            if self.aligner is not None and it.window is None:
+                it.window = self.aligner.window_for(it.time_ns)
+            w = it.window
+            if w is not None and self.audio_buf is not None and ing.audio_ring is not None:
+                res = ing.audio_ring.read(w.start_index, self.audio_buf)
+                has_audio = res.coverage >= self._min_cov
+                if has_audio:
+                    self._mel_into(dst, w, complete=res.missing == 0)
+                    tenth = (
+                        self.audio_buf.shape[0] // 10 if self._rate is None else self._rate // 10
+                    )
+                    it.level_dbfs = ing.audio_ring.level_dbfs(w.end_index - tenth, w.end_index)
+            if not has_audio:
+                dst[...] = 0.0
+        if self.video_input and img is not None:
+            dst = feeds[self.video_input][row]
+            fr = ing.frame_ring
+            if it.seq >= 0 and fr is not None and self.mode != "audio":
+                if fr.valid(it.seq):
+                    fmt = self.video_format.pixel_format if self.video_format else "bgr24"
+                    img(fr.view(it.seq), fmt, dst)
+                    has_video = fr.valid(it.seq)  # not overwritten while we read it
+                if not has_video:
+                    self.torn += 1
+            if not has_video:
+                dst[...] = 0.0
+        it.modalities = ("audio",) * has_audio + ("video",) * has_video
+        it.degraded = any(m not in it.modalities for m in self._model_mods)
+        if self.mask_input is not None:
+            mask = feeds[self.mask_input][row]
+            for j, m in enumerate(self._mask_order):
+                mask[j] = 1.0 if m in it.modalities else 0.0
+
+    def _mel_into(self, dst: np.ndarray, w: Window, *, complete: bool) -> None:
+        assert self._mel is not None and self.audio_buf is not None  # set together
+        epoch = self.ingest.audio_epoch
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self.state_reset_pending = True
+            if self._smel is not None:
+                self._smel.invalidate()
+        if self._smel is not None and complete and w.end_index % self._hop == 0:
+            self._smel.window(self.audio_buf, w.end_index, dst)
+        else:
+            if self._smel is not None:
+                self._smel.invalidate()  # zeros where samples were missing: do not cache them
+            self._mel(self.audio_buf, dst)
+
+    def release(self, it: Item) -> None:
+        """The item is done (processed or dropped): its frame and audio may be overwritten."""
+        fr = self.ingest.frame_ring
+        if it.seq >= 0 and fr is not None and self.mode != "audio":
+            fr.release(it.seq)
+        if not self.paced and it.window is not None and self.ingest.audio_floor is not None:
+            step = self.stepper.step if self.stepper is not None else 0
+            floor = it.window.start_index + step
+            if floor > self.ingest.audio_floor:
+                self.ingest.audio_floor = floor
+
+    def overlay(self, it: Item) -> tuple[np.ndarray | None, FrameOverlay | None]:
+        """A copy of the item's frame and what to draw on it (None when no frame)."""
+        fr, buf = self.ingest.frame_ring, self.frame_buf
+        if fr is None or buf is None:
+            return None, None
+        seq = it.seq if it.seq >= 0 else fr.latest()
+        if seq < 0 or not fr.read(seq, buf):
+            return None, None
+        return buf, FrameOverlay(
+            stream_time_s=self.ingest.stream_time_s(it.time_ns),
+            label=self.post.current_label,
+            score=self.post.top_score,
+            audio_level_dbfs=it.level_dbfs,
+            modalities=it.modalities,
+            degraded=it.degraded,
+        )
+
+    # ------------------------------------------------------------------ reporting
+    def drain_records(self, now: int) -> list[dict[str, Any]]:
+        """Warning/fault records for source statuses, audio gaps and clock jumps."""
+        ing = self.ingest
+        out: list[dict[str, Any]] = []
+        t = ing.stream_time_s(ing.last_ns)
+        while ing.statuses:
+            rec = status_record(ing.statuses.popleft(), t)
+            if rec is not None:
+                out.append(rec)
+        gaps = ing.counters["audio_gaps"]
+        if gaps > self._seen_gaps:
+            out.append(
+                self._warning(
+                    "audio_gap",
+                    f"{gaps - self._seen_gaps} audio gap(s); {ing.counters['audio_gap_samples']} "
+                    "samples missing so far (marked missing, not filled)",
+                    t,
+                )
+            )
+            self._seen_gaps = gaps
+        jumps = ing.clock_jumps
+        if jumps > self._seen_jumps:
+            out.append(
+                self._warning(
+                    "clock_jump", f"{jumps - self._seen_jumps} clock jump(s); clock refitted", t
+                )
+            )
+            self._seen_jumps = jumps
+        return out
+
+    def _warning(self, kind: str, message: str, t: float) -> dict[str, Any]:
+        return {
+            "type": "warning",
+            "source": self.name,
+            "kind": kind,
+            "modality": "audio" if kind == "audio_gap" else None,
+            "message": message,
+            "stream_time": round(t, 3),
+        }
+
+    def drops(self) -> dict[str, int]:
+        """Losses counted outside the scheduler, by reason."""
+        ing = self.ingest
+        d = {"frame_overwritten": self.torn}
+        if ing.frame_ring is not None and self.mode != "audio":
+            d["ring_overrun"] = ing.frame_ring.overruns
+        if self.stepper is not None:
+            d["audio_windows_skipped"] = self.stepper.skipped
+        return d
+
+    def summary(self) -> dict[str, Any]:
+        """Per-stream part of the summary record."""
+        d: dict[str, Any] = {"name": self.name, "mode": self.mode, "frames": self.frames}
+        if self._smel is not None:
+            d["mel_frames_computed"] = self._smel.computed_frames
+            d["mel_frames_reused"] = self._smel.reused_frames
+        return {**d, **self.ingest.stats()}
+
+
+def _resolve_mode(want: str, model: tuple[str, ...], has_a: bool, has_v: bool, name: str) -> str:
+    if want == "auto":
+        if "video" in model and has_v:
+            return "fused" if "audio" in model and has_a else "video"
+        if "audio" in model and has_a:
+            return "audio"
+    else:
+        need = ("audio", "video") if want == "fused" else (want,)
+        if all(m in model for m in need) and all({"audio": has_a, "video": has_v}[m] for m in need):
+            return want
+    given = [m for m, h in (("audio", has_a), ("video", has_v)) if h]
+    raise UsageError(
+        f"stream {name!r} gives {given or 'nothing'} but the model takes {list(model)} "
+        f"(mode {want!r}); pass a source with the modality the model needs or another --mode"
+    )
+
+
+def build_stream(
+    *,
+    index: int,
+    sources: Sequence[Source],
+    manifest: Manifest,
+    config: PipelineConfig,
+    mel_kernel: LogMelKernel | None,
+    multi: bool,
+) -> Stream:
+    """Open the sources, check their formats against the model, and build the stream."""
+    if not sources:
+        raise UsageError(f"stream {index} has no sources")
+    infos = [s.open() for s in sources]
+    a_src = next((i for i, inf in enumerate(infos) if inf.audio is not None), None)
+    v_src = next((i for i, inf in enumerate(infos) if inf.video is not None), None)
+    name = "+".join(s.name for s in sources)
+    afmt = infos[a_src].audio if a_src is not None else None
+    vfmt = infos[v_src].video if v_src is not None else None
+    model = manifest.modalities
+    mode = _resolve_mode(config.mode, model, afmt is not None, vfmt is not None, name)
+    want_rate = manifest.audio.sample_rate if manifest.audio is not None else None
+    if afmt is not None and "audio" in model and afmt.sample_rate != want_rate:
+        raise StreamFormatError(
+            f"source {name!r} delivers {afmt.sample_rate} Hz audio but the model needs "
+            f"{want_rate} Hz; open the source with sample_rate={want_rate}"
+        )
+    live = any(inf.live for inf in infos)
+    paced = live or config.realtime
+    slots = config.video_slots
+    if vfmt is not None and paced:
+        # frames wait in the ring for their audio: hold at least offset + deadline of them
+        wait_s = max(config.av_offset_ms, 0.0) / 1e3 + config.audio_deadline_ms / 1e3 + 0.15
+        slots = max(slots, math.ceil(wait_s * vfmt.fps) + config.queue_depth + 4)
+    elif vfmt is not None:
+        slots = max(slots, 32)
+    window_s = manifest.audio.window_s if manifest.audio else 1.0
+    ring_s = max(config.audio_ring_s, 2 * window_s + abs(config.av_offset_ms) / 1e3 + 1.0)
+    ingest = Ingest(
+        name=name,
+        audio=afmt,
+        video=vfmt,
+        live=live,
+        config=IngestConfig(
+            audio_ring_s=ring_s,
+            video_slots=slots,
+            backpressure=not paced,
+            realtime=config.realtime,
+        ),
+    )
+    ports = [IngestPort(ingest, audio=i == a_src, video=i == v_src) for i in range(len(sources))]
+    return Stream(
+        index=index,
+        sources=list(sources),
+        ports=ports,
+        ingest=ingest,
+        mode=mode,
+        manifest=manifest,
+        config=config,
+        mel_kernel=mel_kernel,
+        multi=multi,
+    )
+
+
+__all__ = ["Item", "Stream", "build_stream"]
