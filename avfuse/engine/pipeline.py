@@ -72,6 +72,9 @@ class PipelineConfig:
         stats_interval_s: how often sinks get `on_stats`.
         nonlive_audio_wait_s: longest a file's frame waits for its audio (a safety net;
             files normally deliver audio in time).
+        sync_monitor: measure the residual A/V offset from content (fused streams) and
+            warn when it exceeds `sync_tolerance_ms` (see avfuse.engine.sync).
+        sync_tolerance_ms: residual offset that triggers the misalignment warning.
     """
 
     av_offset_ms: float = 0.0
@@ -91,6 +94,8 @@ class PipelineConfig:
     video_slots: int = 8
     stats_interval_s: float = 1.0
     nonlive_audio_wait_s: float = 2.0
+    sync_monitor: bool = True
+    sync_tolerance_ms: float = 80.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "fused", "audio", "video"):
@@ -106,6 +111,7 @@ class PipelineConfig:
             (self.audio_ring_s > 0, "audio_ring_s must be > 0"),
             (self.video_slots >= 4, "video_slots must be >= 4"),
             (self.stats_interval_s > 0, "stats_interval_s must be > 0"),
+            (self.sync_tolerance_ms > 0, "sync_tolerance_ms must be > 0"),
         )
         for ok, msg in checks:
             if not ok:

@@ -24,6 +24,7 @@ from avfuse.engine.ingest import Ingest, IngestConfig, IngestPort, status_record
 from avfuse.engine.postprocess import PostProcessor
 from avfuse.engine.sinks import FrameOverlay
 from avfuse.engine.sources.base import Source
+from avfuse.engine.sync import SyncConfig, SyncMonitor
 from avfuse.errors import StreamFormatError, UsageError
 from avfuse.manifest import Manifest
 
@@ -134,6 +135,24 @@ class Stream:
                     self._smel = StreamingLogMel(mel_kernel)
                 except ImportError:  # pragma: no cover - an older kernels package
                     self._smel = None
+        self.sync: SyncMonitor | None = None
+        if (
+            config.sync_monitor
+            and mode == "fused"
+            and m.audio is not None
+            and m.video is not None
+            and self.audio_buf is not None
+        ):
+            self.sync = SyncMonitor(
+                configured_offset_ms=config.av_offset_ms,
+                hop_s=m.audio.hop_length / m.audio.sample_rate,
+                image_shape=(m.video.channels, m.video.height, m.video.width),
+                config=SyncConfig(tolerance_ms=config.sync_tolerance_ms),
+                source=self.name,
+                video_scale=float(np.mean(m.video.std)),
+            )
+            self._energy = np.zeros(m.audio.frames, np.float32)
+            self._audio_params = m.audio
         if mode == "video" or self.audio_buf is None:
             ingest.audio_floor = None  # nobody reads the audio: never wait for it
         fr = ingest.frame_ring
@@ -279,6 +298,8 @@ class Stream:
                 has_audio = res.coverage >= self._min_cov
                 if has_audio:
                     self._mel_into(dst, w, complete=res.missing == 0)
+                    if self.sync is not None and w is not None:
+                        self._sync_audio(it, w, dst)
                     tenth = (
                         self.audio_buf.shape[0] // 10 if self._rate is None else self._rate // 10
                     )
@@ -293,6 +314,8 @@ class Stream:
                     fmt = self.video_format.pixel_format if self.video_format else "bgr24"
                     img(fr.view(it.seq), fmt, dst)
                     has_video = fr.valid(it.seq)  # not overwritten while we read it
+                    if has_video and self.sync is not None:
+                        self.sync.push_video(ing.stream_time_s(it.time_ns), dst)
                 if not has_video:
                     self.torn += 1
             if not has_video:
@@ -303,6 +326,19 @@ class Stream:
             mask = feeds[self.mask_input][row]
             for j, m in enumerate(self._mask_order):
                 mask[j] = 1.0 if m in it.modalities else 0.0
+
+    def _sync_audio(self, it: Item, w: Window, mel: np.ndarray) -> None:
+        """Frame energies (dB) of the window's mel columns, timed in video time."""
+        assert self.sync is not None  # caller checks
+        a = self._audio_params
+        np.mean(mel, axis=0, out=self._energy)
+        self._energy *= a.std
+        self._energy += a.mean
+        # the last column is centred n_fft/2 before the window end; the window's exact end
+        # is the frame time (the configured offset is already applied by the aligner)
+        t_frame = self.ingest.stream_time_s(it.time_ns)
+        t_last = t_frame + (w.end_index - a.n_fft / 2 - w.exact_end_index) / a.sample_rate
+        self.sync.push_audio(t_last, self._energy)
 
     def _mel_into(self, dst: np.ndarray, w: Window, *, complete: bool) -> None:
         assert self._mel is not None and self.audio_buf is not None  # set together
@@ -368,6 +404,10 @@ class Stream:
                 )
             )
             self._seen_gaps = gaps
+        if self.sync is not None:
+            for rec in self.sync.poll():
+                rec["stream_time"] = round(t, 3)
+                out.append(rec)
         jumps = ing.clock_jumps
         if jumps > self._seen_jumps:
             out.append(
@@ -404,6 +444,8 @@ class Stream:
         if self._smel is not None:
             d["mel_frames_computed"] = self._smel.computed_frames
             d["mel_frames_reused"] = self._smel.reused_frames
+        if self.sync is not None:
+            d["av_sync"] = self.sync.summary()
         return {**d, **self.ingest.stats()}
 
 

@@ -37,17 +37,23 @@ class SyncConfig:
         search_ms: an audio onset pairs with a visual onset if it starts within
             [-search_ms/2, +search_ms] of it.
         audio_rise_db: energy rise over the running floor that counts as an audio onset.
-        video_rise: frame difference (in normalised pixel units) that counts as a visual onset.
+        video_rise: mean absolute frame difference, as a fraction of full brightness, that
+            counts as a visual onset.
         refractory_ms: minimum spacing between two onsets of one modality.
+        max_spread_ms: judge only when the recent lags agree: their median absolute
+            deviation must be below this (spurious pairs scatter, true ones do not).
+        silence_db: frame energies below this are digital silence or missing samples.
     """
 
     tolerance_ms: float = 80.0
-    min_pairs: int = 3
+    min_pairs: int = 4
     window_pairs: int = 9
     search_ms: float = 600.0
     audio_rise_db: float = 12.0
-    video_rise: float = 0.25
+    video_rise: float = 0.04
     refractory_ms: float = 400.0
+    max_spread_ms: float = 40.0
+    silence_db: float = -90.0
 
 
 class SyncMonitor:
@@ -58,6 +64,9 @@ class SyncMonitor:
         hop_s: time between log-mel columns.
         image_shape: (C, H, W) of the pre-processed frames.
         config: thresholds.
+        source: stream name for the records.
+        video_scale: brightness units per unit of the pre-processed image (the model's
+            normalisation std), so thresholds are in fractions of full brightness.
     """
 
     def __init__(
@@ -68,11 +77,13 @@ class SyncMonitor:
         image_shape: tuple[int, ...],
         config: SyncConfig | None = None,
         source: str = "stream",
+        video_scale: float = 1.0,
     ) -> None:
         self.config = cfg = config or SyncConfig()
         self.configured_offset_ms = configured_offset_ms
         self.hop_s = hop_s
         self.source = source
+        self.video_scale = video_scale
         self._prev = np.zeros(image_shape, np.float32)
         self._diff = np.zeros(image_shape, np.float32)
         self._have_prev = False
@@ -96,7 +107,7 @@ class SyncMonitor:
         if self._have_prev:
             np.subtract(image, self._prev, out=self._diff)
             np.abs(self._diff, out=self._diff)
-            activity = float(self._diff.mean())
+            activity = float(self._diff.mean()) * self.video_scale
             if activity > self.config.video_rise:
                 if (
                     self._video_quiet
@@ -122,6 +133,8 @@ class SyncMonitor:
                 continue
             self._audio_t = t
             e = float(energy_db[j])
+            if e < self.config.silence_db:
+                continue  # digital silence or missing samples: neither onset nor noise floor
             if self._floor is None:
                 self._floor = e
             if (
@@ -132,7 +145,7 @@ class SyncMonitor:
                 self._audio_onsets[self._ai % self._audio_onsets.size] = t
                 self._ai += 1
             # the floor follows quiet quickly and loud slowly (a noise-floor tracker)
-            rate = 0.2 if e < self._floor else 0.002
+            rate = 0.2 if e < self._floor else 0.01
             self._floor += rate * (e - self._floor)
 
     # ------------------------------------------------------------------ output
@@ -178,7 +191,11 @@ class SyncMonitor:
         """Median residual offset (ms) over the recent pairs, None before `min_pairs`."""
         if self.pairs < self.config.min_pairs:
             return None
-        return float(np.nanmedian(self._lags)) * 1e3
+        lags = self._lags[~np.isnan(self._lags)]
+        med = float(np.median(lags))
+        if float(np.median(np.abs(lags - med))) * 1e3 > self.config.max_spread_ms:
+            return None
+        return med * 1e3
 
     def summary(self) -> dict[str, Any]:
         """For the run's summary record."""

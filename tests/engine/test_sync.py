@@ -77,3 +77,31 @@ def test_summary_reports_the_estimate() -> None:
     s = mon.summary()
     assert s["pairs"] >= 6 and abs(s["residual_offset_ms"] - 200) <= 11
     assert SyncConfig().tolerance_ms == 80.0
+
+
+@pytest.mark.parametrize(("delay_ms", "configured_ms"), [(200.0, 0.0), (200.0, 200.0), (0.0, 0.0)])
+def test_pipeline_flags_only_an_unconfigured_delay(tmp_path, delay_ms, configured_ms) -> None:
+    """The real pipeline on the synthetic scene (speech starts with its card)."""
+    from avfuse.api import run
+    from avfuse.engine.pipeline import PipelineConfig
+    from avfuse.engine.sources.synthetic import SceneScript, SyntheticSource
+    from tests.fixtures.models import write_tiny_model
+
+    model = write_tiny_model(tmp_path)
+    src = SyntheticSource(
+        script=SceneScript.default(seed=2), sample_rate=16000, av_offset_ms=delay_ms, jitter_ms=5.0
+    )
+    res = run(
+        sources=[src],
+        model=model,
+        sinks=(),
+        config=PipelineConfig(av_offset_ms=configured_ms, kernel_impl="reference"),
+    )
+    warnings = [r for r in res.records if r.get("kind") == "av_sync"]
+    measured = res.summary["streams"][0]["av_sync"]["residual_offset_ms"]
+    print(f"scene delay {delay_ms} ms, configured {configured_ms} ms: residual {measured} ms")
+    assert abs(measured - (delay_ms - configured_ms)) <= 30
+    if delay_ms == configured_ms:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and "--av-offset-ms 2" in warnings[0]["message"]
