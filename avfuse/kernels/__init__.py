@@ -9,8 +9,10 @@ hot path allocates nothing per frame):
 
     LogMelKernel(params)(audio, out)               audio (n,) or (B, n) -> (.., n_mels, frames)
     ImageKernel(params)(frame, pixel_format, out)  camera frame -> (C, H, W)
-    StreamingLogMel(params, kernel)                per-stream mel ring: only new hops are
+    ImageKernel(params).batch(frames, fmt, out)    (B, ...) frames -> (B, C, H, W)
+    StreamingLogMel(kernel, history_frames=None)   per-stream mel ring: only new hops are
                                                    transformed; the rest are reused
+                                                   (kernels/streaming.py)
 
 `log_mel_kernel(params, impl="auto")` and `image_kernel(params, impl="auto")` return
 the fastest available implementation unless one is forced by name.
@@ -33,7 +35,7 @@ IMPLEMENTATIONS = {
     "cuda": "avfuse.kernels.cuda_gpu",
     "reference": "avfuse.kernels",
 }
-AUTO_ORDER = ("numba", "reference")
+AUTO_ORDER = ("cuda", "numba", "reference")
 
 
 class LogMelKernel(ABC):
@@ -58,6 +60,15 @@ class LogMelKernel(ABC):
     def frames(self, audio: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Normalised log-mel columns of every whole frame in `audio` into out (n_mels, k)."""
         return self(audio, out)
+
+    def frames_at(self, audio: np.ndarray, ring: np.ndarray, col: int) -> None:
+        """Write the columns of every whole frame of `audio` into ring[:, col:col + k].
+
+        Used by StreamingLogMel to transform only new hops straight into its mel ring;
+        fast implementations override it so that nothing is allocated.
+        """
+        k = ref.n_frames(audio.shape[-1], self.params.n_fft, self.params.hop_length)
+        ring[:, col : col + k] = self(audio)
 
     def warmup(self) -> None:
         """Compile / load whatever the first call would (the runtime calls this before frame 1)."""
@@ -84,6 +95,16 @@ class ImageKernel(ABC):
         self, frame: np.ndarray, pixel_format: str = "bgr24", out: np.ndarray | None = None
     ) -> np.ndarray:
         """One frame -> float32 (C, H, W) written into `out` when given."""
+
+    def batch(
+        self, frames: np.ndarray, pixel_format: str = "bgr24", out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """frames (B, ...) of one pixel format and size -> float32 (B, C, H, W)."""
+        if out is None:
+            out = np.empty((frames.shape[0], *self.out_shape), np.float32)
+        for i in range(frames.shape[0]):
+            self(frames[i], pixel_format, out[i])
+        return out
 
     def warmup(self, height: int = 240, width: int = 320) -> None:
         """Compile / load whatever the first call would."""
