@@ -43,7 +43,8 @@ class PostprocessConfig:
         mean_frames: frames in the moving average.
         on_threshold: smoothed score that opens a segment.
         off_threshold: score below which an open segment closes (<= on_threshold).
-        min_duration_s: shorter segments are not reported.
+        min_duration_s: shorter segments are not reported (a spoken digit stays in the
+            1 s window for about a second, so 0.4 s removes blips, not words).
         none_label: the label that means "nothing there"; never an event.
     """
 
@@ -52,7 +53,7 @@ class PostprocessConfig:
     mean_frames: int = 5
     on_threshold: float = 0.6
     off_threshold: float = 0.4
-    min_duration_s: float = 0.2
+    min_duration_s: float = 0.4
     none_label: str = "none"
 
     def __post_init__(self) -> None:
