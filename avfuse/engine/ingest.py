@@ -116,8 +116,11 @@ class Ingest:
         if video is not None:
             self.frame_ring = FrameRing(slots=cfg.video_slots, shape=frame_shape(video))
             self.video_clock = ClockModel(window=cfg.clock_window)
-        #: host ns of the first timestamp of either modality (stream time 0)
+        #: raw host ns of the first timestamp of either modality (pacing starts here)
         self.origin_ns: int | None = None
+        self._first_video_dev: float | None = None
+        self._first_video_ns: int | None = None
+        self._origin_fixed: int | None = None
         self._wall0 = 0
         self.statuses: deque[SourceStatus] = deque()
         #: earliest audio index the consumer still needs (None: never wait for it)
@@ -150,8 +153,34 @@ class Ingest:
 
     # ------------------------------------------------------------------ helpers
     def stream_time_s(self, host_ns: int) -> float:
-        """Seconds since the stream's first timestamp."""
-        return 0.0 if self.origin_ns is None else (host_ns - self.origin_ns) / 1e9
+        """Seconds since the stream's first timestamp, on the fitted clocks."""
+        origin = self.fitted_origin_ns()
+        return 0.0 if origin is None else (host_ns - origin) / 1e9
+
+    def fitted_origin_ns(self) -> int | None:
+        """Stream time 0: the *fitted* host time of the first sample or frame.
+
+        A raw first arrival can be late (network streams deliver audio in bursts), and
+        every later timestamp is a fitted one, so the origin is fitted too. It is frozen
+        once the fits have settled, so a device clock restarting after a reconnect cannot
+        move it.
+        """
+        if self._origin_fixed is not None or self.origin_ns is None:
+            return self._origin_fixed if self._origin_fixed is not None else self.origin_ns
+        cands = []
+        ac = self.audio_clock
+        if ac is not None and self.counters["audio_blocks"]:
+            cands.append(ac.index_to_host(0))
+        vc = self.video_clock
+        if self._first_video_dev is not None and vc is not None and vc.updates:
+            cands.append(vc.to_host(self._first_video_dev))
+        elif self._first_video_ns is not None:
+            cands.append(self._first_video_ns)
+        origin = min(cands) if cands else self.origin_ns
+        settled = (ac is None or ac.model.updates >= 150) and (vc is None or vc.updates >= 150)
+        if settled and cands:
+            self._origin_fixed = origin
+        return origin
 
     @property
     def clock_jumps(self) -> int:
@@ -256,6 +285,8 @@ class Ingest:
         self._first(host_ns)
         self._pace(host_ns)
         t = host_ns
+        if self._first_video_ns is None:
+            self._first_video_ns, self._first_video_dev = host_ns, device_time_s
         if device_time_s is not None and self.video_clock is not None:
             self.video_clock.update(device_time_s, host_ns)
             t = self.video_clock.to_host(device_time_s)

@@ -442,7 +442,11 @@ def render_scene_to_file(
     )
     track = render.device_track(av_offset_s=av_offset_ms / 1000, drift_ppm=0.0)
     with av.open(str(path), mode="w") as out:
-        vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
+        # a keyframe every second, as live streams have: a receiver that joins (or loses
+        # packets) mid-stream can decode again within a second
+        vs = out.add_stream(
+            "libx264", rate=fps, options={"preset": "ultrafast", "crf": "20", "g": str(fps)}
+        )
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         aus = out.add_stream("aac", rate=sample_rate, layout="mono")
         step = 1024
