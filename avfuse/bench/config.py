@@ -1,0 +1,185 @@
+"""Benchmark configuration: what to run, on which backends, for how long.
+
+A run is a `BenchConfig` (frozen: one run, one set of settings, recorded in the
+result) and the list of `Variant`s it expands to. A variant is one backend
+setting measured side by side with the others: backend name, threads, graph
+optimisation level and precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from avfuse.errors import UsageError
+
+SCENARIOS = ("single-stream", "multi-stream", "offline", "end-to-end", "all")
+LEVELS = ("model", "e2e", "both")
+PRECISIONS = ("fp32", "fp16", "int8")
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """One backend setting measured in a run.
+
+    Attributes:
+        backend: registry name ("ort", "torch", "tensorrt").
+        device: "cpu" or "cuda".
+        threads: intra-op threads.
+        optimization: graph optimisation level (ONNX Runtime).
+        precision: "fp32", "fp16" or "int8" ("int8" on ONNX Runtime: quantised copy).
+        quant: int8 method, "dynamic" or "static" (calibrated on data).
+    """
+
+    backend: str
+    device: str = "cpu"
+    threads: int = 1
+    optimization: str = "all"
+    precision: str = "fp32"
+    quant: str = "dynamic"
+
+    @property
+    def label(self) -> str:
+        """Short unique name used in tables, plots and --compare."""
+        dev = "" if self.device == "cpu" else f"-{self.device}"
+        parts = [f"{self.backend}{dev}", f"t{self.threads}"]
+        if self.backend == "ort":
+            parts.append(f"opt-{self.optimization}")
+        prec = f"int8-{self.quant}" if self.precision == "int8" else self.precision
+        parts.append(prec)
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings plus the label."""
+        return {**asdict(self), "label": self.label}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    """Settings of one benchmark run (all recorded in the result JSON).
+
+    Attributes:
+        scenario: "single-stream", "multi-stream", "offline", "end-to-end" or "all".
+        model: manifest path, ONNX path or model folder (None: the bundled default).
+        backends: backend names to compare: "torch" (eager), "ort" (CPU sweeps), and the GPU
+            ones "torch-cuda", "ort-cuda", "tensorrt"; absent ones are skipped with the reason.
+        threads: intra-op thread counts swept for ONNX Runtime.
+        optimizations: ONNX Runtime graph optimisation levels swept (at the first thread
+            count, fp32).
+        precisions: precisions swept ("int8" quantises a copy with onnxruntime.quantization).
+        quant: int8 methods ("dynamic", "static").
+        batch_sizes: batch sizes of the offline sweep.
+        streams: stream counts tried by the multi-stream search (ascending).
+        latency_bound_ms: p99 bound of the multi-stream scenario.
+        fps: frame rate of each live stream (multi-stream, end-to-end).
+        min_duration_ms: LoadGen minimum run length per measurement (0: LoadGen's own rule,
+            e.g. 600 s for SingleStream).
+        min_query_count: LoadGen minimum query count per measurement (0: LoadGen's own).
+        warmup_queries: untimed queries run (and reported) before each measurement.
+        repeats: repeats per measurement; their spread is the noise --compare uses.
+        e2e_seconds: length of each end-to-end / streaming measurement.
+        source: what the end-to-end streams play: "synthetic" (a live scene per stream)
+            or a media file / URL (opened once per stream, played in real time).
+        accuracy: measure accuracy on the AV-digits test split next to each setting.
+        accuracy_limit: at most this many test samples (0: all).
+        seed: seed of every random choice (sample order, synthetic inputs, scenes).
+        data: "test" (the AV-digits test split, generated and cached on first use) or
+            "synthetic" (seeded random inputs, no accuracy; fast, for smoke tests).
+        out_dir: where result JSON, summary and plots go.
+        plots: write PNG plots (needs matplotlib: the `bench` extra).
+    """
+
+    scenario: str = "single-stream"
+    model: str | None = None
+    backends: tuple[str, ...] = ("torch", "ort", "torch-cuda", "ort-cuda", "tensorrt")
+    threads: tuple[int, ...] = (1, 2)
+    optimizations: tuple[str, ...] = OPT_LEVELS
+    precisions: tuple[str, ...] = ("fp32", "int8")
+    quant: tuple[str, ...] = ("dynamic",)
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    streams: tuple[int, ...] = (1, 2, 4, 8, 12, 16, 24, 32)
+    latency_bound_ms: float = 50.0
+    fps: float = 30.0
+    min_duration_ms: int = 1000
+    min_query_count: int = 100
+    warmup_queries: int = 20
+    repeats: int = 3
+    e2e_seconds: float = 10.0
+    source: str = "synthetic"
+    accuracy: bool = True
+    accuracy_limit: int = 0
+    seed: int = 0
+    data: str = "test"
+    out_dir: str = "benchmarks/results"
+    plots: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise UsageError(f"unknown scenario {self.scenario!r}; use one of {SCENARIOS}")
+        for p in self.precisions:
+            if p not in PRECISIONS:
+                raise UsageError(f"unknown precision {p!r}; use one of {PRECISIONS}")
+        for o in self.optimizations:
+            if o not in OPT_LEVELS:
+                raise UsageError(f"unknown optimisation level {o!r}; use one of {OPT_LEVELS}")
+        for q in self.quant:
+            if q not in ("dynamic", "static"):
+                raise UsageError(f"unknown int8 method {q!r}; use dynamic or static")
+        if not self.threads or min(self.threads) < 1:
+            raise UsageError("--threads needs counts >= 1, e.g. --threads 1,2")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise UsageError("--batch-sizes needs sizes >= 1, e.g. --batch-sizes 1,8,32")
+        if not self.streams or min(self.streams) < 1 or list(self.streams) != sorted(self.streams):
+            raise UsageError("--streams needs ascending counts >= 1, e.g. --streams 1,2,4,8")
+        if self.repeats < 1 or self.min_query_count < 0 or self.min_duration_ms < 0:
+            raise UsageError("--repeats must be >= 1, --min-queries and --min-duration-ms >= 0")
+        if self.data not in ("test", "synthetic"):
+            raise UsageError(f"unknown data {self.data!r}; use test or synthetic")
+        if self.fps <= 0 or self.latency_bound_ms <= 0 or self.e2e_seconds <= 0:
+            raise UsageError("--fps, --latency-bound-ms and --e2e-seconds must be positive")
+
+    def scenarios(self) -> tuple[str, ...]:
+        """The scenarios this run executes, in order."""
+        if self.scenario == "all":
+            return ("single-stream", "multi-stream", "offline", "end-to-end")
+        return (self.scenario,)
+
+    def variants(self) -> list[Variant]:
+        """Backends side by side: torch eager, ORT CPU sweeps, GPU backends (deduplicated)."""
+        out: list[Variant] = []
+        t0 = self.threads[0]
+        for name in self.backends:
+            if name == "torch":
+                out += [Variant(backend="torch", threads=t) for t in self.threads]
+            elif name == "ort":
+                out += [
+                    Variant(backend="ort", threads=t0, optimization=o) for o in self.optimizations
+                ]
+                out += [Variant(backend="ort", threads=t) for t in self.threads[1:]]
+                for p in self.precisions:
+                    if p == "fp32":
+                        continue
+                    qs = self.quant if p == "int8" else ("dynamic",)
+                    out += [
+                        Variant(backend="ort", threads=t, precision=p, quant=q)
+                        for q in qs
+                        for t in self.threads
+                    ]
+            elif name == "ort-cuda":
+                out += [
+                    Variant(backend="ort", device="cuda", precision=p) for p in ("fp32", "fp16")
+                ]
+            elif name == "torch-cuda":
+                out.append(Variant(backend="torch", device="cuda"))
+            elif name == "tensorrt":
+                out += [Variant(backend="tensorrt", device="cuda", precision=p) for p in ("fp16",)]
+            else:
+                out.append(Variant(backend=name))
+        seen: set[str] = set()
+        return [v for v in out if not (v.label in seen or seen.add(v.label))]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return asdict(self)

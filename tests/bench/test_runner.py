@@ -1,0 +1,199 @@
+"""A tiny whole run: every model scenario, JSON written, valid and complete, plots, --compare."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from avfuse.bench import BenchConfig, compare, format_comparison, run_bench, validate
+from avfuse.bench.report import load_result, summary_table, write_result
+from avfuse.errors import UsageError
+
+pytest.importorskip("mlperf_loadgen")
+
+
+def tiny_config(model: Path, out: Path, **kw) -> BenchConfig:
+    base = dict(
+        scenario="all",
+        model=str(model),
+        backends=("torch", "ort", "tensorrt"),
+        threads=(1,),
+        optimizations=("disable", "all"),
+        precisions=("fp32", "int8"),
+        batch_sizes=(1, 4),
+        streams=(1, 2),
+        min_duration_ms=30,
+        min_query_count=10,
+        warmup_queries=2,
+        repeats=2,
+        accuracy_limit=16,
+        data="synthetic",
+        e2e_seconds=1.0,
+        out_dir=str(out),
+    )
+    base.update(kw)
+    return BenchConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def record(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("results")
+    return run_bench(tiny_config(tiny_model, out))
+
+
+def test_record_is_valid_complete_and_records_settings(record: dict) -> None:
+    assert validate(record) == []
+    assert record["config"]["min_query_count"] == 10 and record["config"]["seed"] == 0
+    assert record["machine"]["cores"] >= 1 and record["versions"]["onnxruntime"]
+    assert record["run"]["duration_s"] > 0
+    ok = [r for r in record["results"] if r["status"] == "ok"]
+    assert {r["scenario"] for r in ok} == {"single-stream", "multi-stream", "offline"}
+    for r in ok:
+        assert r["warmup"]["queries"] == 2
+        assert len(r["repeats"]) == 2
+        assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
+        assert r["repeats"][0]["loadgen"]["result"] in ("VALID", "INVALID")
+    labels = {r["label"] for r in ok}
+    assert {
+        "ort t1 opt-disable fp32",
+        "ort t1 opt-all fp32",
+        "ort t1 opt-all int8-dynamic",
+    } <= labels
+
+
+def test_absent_backends_are_skipped_with_the_reason(record: dict) -> None:
+    trt = [r for r in record["results"] if r["variant"]["backend"] == "tensorrt"]
+    assert trt and all(r["status"] in ("skipped", "failed") and r["reason"] for r in trt)
+
+
+def test_offline_and_multi_stream_summaries(record: dict) -> None:
+    off = record["offline"]["ort t1 opt-all fp32"]
+    assert off["best_batch"] in (1, 4) and off["throughput_per_s"] > 0
+    ms = record["multi_stream"]["ort t1 opt-all fp32"]
+    assert ms["max_streams"] in (0, 1, 2)
+    assert [t["streams"] for t in ms["tried"]][0] == 1
+
+
+def test_write_load_and_refuse_incomplete(record: dict, tmp_path: Path) -> None:
+    path = write_result(record, tmp_path)
+    assert path.name.endswith("-all.json") and record["machine"]["hostname"] in path.name
+    assert load_result(path)["results"] == json.loads(path.read_text())["results"]
+    table = summary_table(record)
+    assert "| ort t1 opt-all fp32 |" in table and "tensorrt" in table
+    broken = copy.deepcopy(record)
+    del broken["results"][0]["status"]
+    assert validate(broken)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({k: v for k, v in record.items() if k != "machine"}))
+    with pytest.raises(UsageError, match="machine"):
+        load_result(bad)
+
+
+def test_plots_are_written(record: dict, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from avfuse.bench.plots import write_plots
+
+    files = write_plots(record, tmp_path / "run")
+    names = {p.name for p in files}
+    assert {"run-cdf.png", "run-streams.png"} <= names
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in files)
+
+
+def _with_spread(record: dict, factor: float, rel: float = 0.02) -> dict:
+    """A copy whose repeat spreads are `rel` wide around median * factor (latency)."""
+    b = copy.deepcopy(record)
+    for r in b["results"]:
+        if r["status"] != "ok":
+            continue
+        for k in ("p50", "p90", "p99", "throughput_per_s"):
+            f = factor if k != "throughput_per_s" else 1 / factor
+            med = 1.0 * f
+            r["spread"][k].update(
+                median=med, min=med * (1 - rel / 2), max=med * (1 + rel / 2), rel_spread=rel
+            )
+    return b
+
+
+def test_compare_same_run_has_no_regression_and_slower_run_is_flagged(record: dict) -> None:
+    same = compare(record, copy.deepcopy(record))
+    assert same["regressions"] == 0 and same["rows"]
+    assert all(abs(v - 1.0) < 1e-9 for row in same["rows"] for v in row["ratios"].values())
+    base = _with_spread(record, 1.0)
+    slow = compare(base, _with_spread(record, 3.0))
+    assert slow["regressions"] == len(slow["rows"])
+    for row in slow["rows"]:
+        metric = "throughput_per_s" if row["scenario"] == "offline" else "p90"
+        assert row["ratios"][metric] == pytest.approx(3.0 if metric == "p90" else 1 / 3.0)
+    assert "REGRESSION" in format_comparison(slow, "a.json", "b.json")
+    faster = compare(base, _with_spread(record, 1 / 3.0))
+    assert faster["regressions"] == 0
+    assert all(set(row["verdicts"].values()) == {"improvement"} for row in faster["rows"])
+
+
+def test_change_within_the_repeat_spread_is_not_flagged(record: dict) -> None:
+    b = copy.deepcopy(record)
+    for r in (record, b):
+        for x in r["results"]:
+            if x["status"] == "ok":
+                x["spread"]["p50"].update(median=1.0, min=0.8, max=1.25, rel_spread=0.45)
+    for x in b["results"]:
+        if x["status"] == "ok":
+            x["spread"]["p50"].update(median=1.2, min=1.0, max=1.5, rel_spread=0.42)
+    c = compare(record, b)
+    lat = [row for row in c["rows"] if row["scenario"] != "offline"]
+    assert lat and all(row["verdicts"]["p50"] == "" for row in lat)
+
+
+def _entry(backend: str, threads: int, p50: float, thr: float, device: str = "cpu") -> dict:
+    from avfuse.bench.config import Variant
+
+    v = Variant(backend=backend, threads=threads, device=device)
+    return {
+        "status": "ok",
+        "level": "model",
+        "scenario": "single-stream",
+        "batch": 1,
+        "label": v.label,
+        "variant": v.to_dict(),
+        "throughput_per_s": thr,
+        "latency_ms": {"p50": p50, "p90": 2 * p50, "p99": 3 * p50},
+    }
+
+
+def test_speedups_are_against_cpu_torch_at_the_same_threads() -> None:
+    from avfuse.bench.report import headline
+    from avfuse.bench.runner import add_ratios
+
+    results = [
+        _entry("torch", 1, 1.0, 1000.0),
+        _entry("torch", 2, 0.5, 2000.0),
+        _entry("torch", 1, 0.1, 10000.0, device="cuda"),
+        _entry("ort", 1, 0.25, 4000.0),
+        _entry("ort", 2, 0.25, 4000.0),
+    ]
+    add_ratios(results)
+    assert results[3]["speedup_vs_torch"]["p50"] == pytest.approx(4.0)
+    assert results[3]["speedup_vs_torch"]["torch_label"] == "torch t1 fp32"
+    assert results[4]["speedup_vs_torch"]["p90"] == pytest.approx(2.0)
+    assert results[4]["speedup_vs_torch"]["throughput"] == pytest.approx(2.0)
+    assert results[2]["speedup_vs_torch"]["torch_label"] == "torch t1 fp32"
+    line = headline({"results": results})
+    assert line is not None and "ort t1 opt-all fp32 is 4.00x (p50)" in line
+
+
+def test_end_to_end_block_has_the_stage_breakdown_and_the_search(record: dict) -> None:
+    e2e = record["end_to_end"]
+    assert e2e["status"] == "ok", e2e.get("reason")
+    single = e2e["runs"][0]
+    assert single["streams"] == 1 and single["frames"] > 0
+    assert {"align_wait", "preprocess", "inference"} <= set(single["stages_ms"])
+    assert single["per_frame"]["overhead_ms"]["count"] > 0
+    assert e2e["check"]["expected_ms"] == pytest.approx(
+        e2e["check"]["model_p99_ms"] + e2e["check"]["algorithmic_wait_p99_ms"]
+    )
+    assert [t["streams"] for t in e2e["search"]][0] == 1
+    assert e2e["max_streams"] in (0, 1, 2)
+    assert "End-to-end" in summary_table(record)
