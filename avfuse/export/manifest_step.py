@@ -1,0 +1,102 @@
+"""Step 5 of export: write manifest.json beside model.onnx.
+
+The manifest records the graph's inputs with their modality roles, the mask
+order, the complete pre-processing the model was trained with, the labels, the
+fusion type, the test metrics and the provenance (git commit, torch / onnx /
+onnxruntime versions, data-set version, exporter, sha256 of model.onnx).
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from avfuse.export.onnx_export import OUTPUT_NAME
+from avfuse.kernels.reference import AudioParams, VideoParams
+from avfuse.manifest import MANIFEST_NAME, Manifest, TensorSpec, file_sha256
+from avfuse.models.zoo import INPUT_ROLES, MASK_ORDER, ModelConfig
+
+
+def input_specs(config: ModelConfig) -> tuple[TensorSpec, ...]:
+    """The graph's input specs for a zoo model (batch axis named "batch")."""
+    shapes = {
+        "audio": ("batch", config.n_mels, config.n_frames),
+        "image": ("batch", config.channels, config.height, config.width),
+        "mask": ("batch", len(MASK_ORDER)),
+    }
+    return tuple(
+        TensorSpec(name=n, shape=shapes[n], modality=INPUT_ROLES[n]) for n in config.inputs
+    )
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """HEAD commit of the repository holding avfuse (None outside a checkout)."""
+    where = repo or Path(__file__).resolve().parents[2]
+    try:
+        r = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the tools that made and checked the graph."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for mod in ("torch", "onnx", "onnxruntime", "onnxscript", "onnxslim", "numpy"):
+        try:
+            out[mod] = str(__import__(mod).__version__)
+        except Exception:  # absent or broken optional package: recorded as missing
+            out[mod] = None
+    return out
+
+
+def build_manifest(
+    *,
+    onnx_path: Path,
+    config: ModelConfig,
+    audio: AudioParams,
+    video: VideoParams,
+    labels: tuple[str, ...],
+    opset: int,
+    metrics: dict[str, Any],
+    provenance: dict[str, Any],
+    name: str | None = None,
+) -> Manifest:
+    """A validated Manifest for `onnx_path` (sha256 computed from the file)."""
+    uses_audio = "audio" in config.inputs
+    uses_video = "image" in config.inputs
+    data = Manifest(
+        model_file=onnx_path.name,
+        fusion=config.fusion,
+        labels=tuple(labels),
+        inputs=input_specs(config),
+        outputs=(TensorSpec(name=OUTPUT_NAME, shape=("batch", config.n_classes)),),
+        audio=audio if uses_audio else None,
+        video=video if uses_video else None,
+        mask_order=MASK_ORDER if "mask" in config.inputs else (),
+        name=name or f"avfuse-{config.name}",
+        sha256=file_sha256(onnx_path),
+        opset=opset,
+        metrics=metrics,
+        provenance={
+            "git_commit": git_commit(),
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **versions(),
+            **provenance,
+        },
+    ).to_dict()
+    # round trip through the parser: the same validation the runtime applies
+    return Manifest.from_dict(data, path=(onnx_path.parent / MANIFEST_NAME).resolve())
+
+
+def write_manifest(manifest: Manifest, out_dir: str | Path) -> Path:
+    """Save beside the model as manifest.json."""
+    return manifest.save(Path(out_dir) / MANIFEST_NAME)
