@@ -7,7 +7,6 @@ Every result JSON carries this record so two runs can only be compared knowingly
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import platform
 import re
@@ -15,6 +14,8 @@ import socket
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from avfuse.provenance import git_commit, package_versions
 
 _PACKAGES = (
     "avfuse",
@@ -61,29 +62,9 @@ def _gpus() -> tuple[str, ...]:
     return tuple(ln.strip() for ln in r.stdout.splitlines() if ln.strip())
 
 
-def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        r = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return r.stdout.strip() or None if r.returncode == 0 else None
-
-
 def versions() -> dict[str, str | None]:
     """Installed versions of the packages that decide the numbers (None: absent)."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(_PACKAGES)
 
 
 def machine() -> dict[str, Any]:
@@ -102,7 +83,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": _memory_gib(),
         "gpus": list(_gpus()),
         "load_avg": load,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(short=True),
     }
 
 

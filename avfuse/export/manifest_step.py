@@ -8,8 +8,6 @@ onnxruntime versions, data-set version, exporter, sha256 of model.onnx).
 
 from __future__ import annotations
 
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from avfuse.export.onnx_export import OUTPUT_NAME
 from avfuse.kernels.reference import AudioParams, VideoParams
 from avfuse.manifest import MANIFEST_NAME, Manifest, TensorSpec, file_sha256
 from avfuse.models.zoo import INPUT_ROLES, MASK_ORDER, ModelConfig
+from avfuse.provenance import git_commit, package_versions
 
 
 def input_specs(config: ModelConfig) -> tuple[TensorSpec, ...]:
@@ -32,30 +31,9 @@ def input_specs(config: ModelConfig) -> tuple[TensorSpec, ...]:
     )
 
 
-def git_commit(repo: Path | None = None) -> str | None:
-    """HEAD commit of the repository holding avfuse (None outside a checkout)."""
-    where = repo or Path(__file__).resolve().parents[2]
-    try:
-        r = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return r.stdout.strip() or None if r.returncode == 0 else None
-
-
 def versions() -> dict[str, str | None]:
     """Versions of the tools that made and checked the graph."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for mod in ("torch", "onnx", "onnxruntime", "onnxscript", "onnxslim", "numpy"):
-        try:
-            out[mod] = str(__import__(mod).__version__)
-        except Exception:  # absent or broken optional package: recorded as missing
-            out[mod] = None
-    return out
+    return package_versions(("torch", "onnx", "onnxruntime", "onnxscript", "onnxslim", "numpy"))
 
 
 def build_manifest(
