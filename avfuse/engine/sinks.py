@@ -156,7 +156,8 @@ class ConsoleSink(Sink):
             self.out.flush()
         elif kind in ("warning", "fault"):
             src = f" [{record['source']}]" if record.get("source") else ""
-            self.err.write(f"{kind}{src}: {record.get('message', '')}\n")
+            what = f" {record['kind']}" if record.get("kind") else ""
+            self.err.write(f"{kind}{src}{what}: {record.get('message', '')}\n")
             self.err.flush()
 
     def on_stats(self, stats: dict[str, Any]) -> None:
