@@ -38,7 +38,8 @@ from avfuse.engine.postprocess import Decision, PostprocessConfig
 from avfuse.engine.schedule import Scheduler, Ticket
 from avfuse.engine.sinks import Sink
 from avfuse.engine.sources.base import Source
-from avfuse.engine.streams import Item, Stream, build_stream
+from avfuse.engine.stream_build import build_stream
+from avfuse.engine.streams import Item, Stream
 from avfuse.errors import BackendError, UsageError
 from avfuse.kernels import image_kernel, log_mel_kernel
 

@@ -54,7 +54,8 @@ def test_record_is_valid_complete_and_records_settings(record: dict) -> None:
     for r in ok:
         assert r["warmup"]["queries"] == 2
         assert len(r["repeats"]) == 2
-        assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
+        lat = r["latency_ms"]
+        assert lat["p50"] <= lat["p99"] <= lat["max"]
         assert r["repeats"][0]["loadgen"]["result"] in ("VALID", "INVALID")
     labels = {r["label"] for r in ok}
     assert {

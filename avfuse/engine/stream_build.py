@@ -1,0 +1,104 @@
+"""Building a stream: open its sources, check them against the model, size its rings.
+
+Separate from `streams.py` (what a stream does per frame) because it runs once, at
+start, and is where every format contradiction is rejected with a fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from avfuse.engine.ingest import Ingest, IngestConfig, IngestPort
+from avfuse.engine.sources.base import Source
+from avfuse.engine.streams import Stream
+from avfuse.errors import StreamFormatError, UsageError
+from avfuse.manifest import Manifest
+
+if TYPE_CHECKING:
+    from avfuse.engine.pipeline import PipelineConfig
+    from avfuse.kernels import LogMelKernel
+
+
+def _resolve_mode(want: str, model: tuple[str, ...], has_a: bool, has_v: bool, name: str) -> str:
+    if want == "auto":
+        if "video" in model and has_v:
+            return "fused" if "audio" in model and has_a else "video"
+        if "audio" in model and has_a:
+            return "audio"
+    else:
+        need = ("audio", "video") if want == "fused" else (want,)
+        if all(m in model for m in need) and all({"audio": has_a, "video": has_v}[m] for m in need):
+            return want
+    given = [m for m, h in (("audio", has_a), ("video", has_v)) if h]
+    raise UsageError(
+        f"stream {name!r} gives {given or 'nothing'} but the model takes {list(model)} "
+        f"(mode {want!r}); pass a source with the modality the model needs or another --mode"
+    )
+
+
+def build_stream(
+    *,
+    index: int,
+    sources: Sequence[Source],
+    manifest: Manifest,
+    config: PipelineConfig,
+    mel_kernel: LogMelKernel | None,
+    multi: bool,
+) -> Stream:
+    """Open the sources, check their formats against the model, and build the stream."""
+    if not sources:
+        raise UsageError(f"stream {index} has no sources")
+    infos = [s.open() for s in sources]
+    a_src = next((i for i, inf in enumerate(infos) if inf.audio is not None), None)
+    v_src = next((i for i, inf in enumerate(infos) if inf.video is not None), None)
+    name = "+".join(s.name for s in sources)
+    afmt = infos[a_src].audio if a_src is not None else None
+    vfmt = infos[v_src].video if v_src is not None else None
+    model = manifest.modalities
+    mode = _resolve_mode(config.mode, model, afmt is not None, vfmt is not None, name)
+    want_rate = manifest.audio.sample_rate if manifest.audio is not None else None
+    if afmt is not None and "audio" in model and afmt.sample_rate != want_rate:
+        raise StreamFormatError(
+            f"source {name!r} delivers {afmt.sample_rate} Hz audio but the model needs "
+            f"{want_rate} Hz; open the source with sample_rate={want_rate}"
+        )
+    live = any(inf.live for inf in infos)
+    paced = live or config.realtime
+    slots = config.video_slots
+    if vfmt is not None and paced:
+        # frames wait in the ring for their audio: hold at least offset + deadline of them
+        wait_s = max(config.av_offset_ms, 0.0) / 1e3 + config.audio_deadline_ms / 1e3 + 0.15
+        slots = max(slots, math.ceil(wait_s * vfmt.fps) + config.queue_depth + 4)
+    elif vfmt is not None:
+        slots = max(slots, 32)
+    window_s = manifest.audio.window_s if manifest.audio else 1.0
+    ring_s = max(config.audio_ring_s, 2 * window_s + abs(config.av_offset_ms) / 1e3 + 1.0)
+    ingest = Ingest(
+        name=name,
+        audio=afmt,
+        video=vfmt,
+        live=live,
+        config=IngestConfig(
+            audio_ring_s=ring_s,
+            video_slots=slots,
+            backpressure=not paced,
+            realtime=config.realtime,
+        ),
+    )
+    ports = [IngestPort(ingest, audio=i == a_src, video=i == v_src) for i in range(len(sources))]
+    return Stream(
+        index=index,
+        sources=list(sources),
+        ports=ports,
+        ingest=ingest,
+        mode=mode,
+        manifest=manifest,
+        config=config,
+        mel_kernel=mel_kernel,
+        multi=multi,
+    )
+
+
+__all__ = ["build_stream"]
