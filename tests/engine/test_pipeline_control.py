@@ -6,6 +6,7 @@ import _thread
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,30 @@ def test_wrong_rate_and_missing_modality_are_rejected(backend) -> None:
         )
     with pytest.raises(UsageError, match="queue_depth"):
         PipelineConfig(queue_depth=0)
+
+
+def test_recurrent_state_is_carried_per_stream_and_reset_after_a_gap(tmp_path: Path) -> None:
+    from avfuse.backends.ort import OnnxRuntimeBackend
+    from tests.fixtures.models import write_tiny_model as write_stateful
+
+    class RecordingBackend(OnnxRuntimeBackend):
+        """The real ONNX Runtime backend, remembering which streams were reset."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.resets: list[Any] = []
+
+        def reset_state(self, stream: Any = None) -> None:
+            self.resets.append(stream)
+            super().reset_state(stream)
+
+    be = RecordingBackend().load(load_manifest(write_stateful(tmp_path, stateful=True)))
+    try:
+        src = ScriptedSource(name="cam", duration_s=3.0, card=None, audio_gap=(1.0, 1.5))
+        summary = run([src], be, Collect())
+        assert summary["streams"][0]["audio_gaps"] == 1
+        # state was carried under the stream's name, and reset for it after the gap
+        assert "cam" in be._state
+        assert "cam" in be.resets
+    finally:
+        be.close()
