@@ -129,7 +129,9 @@ class AttentionFusion(_Fused):
 
     The key modality's presence gates each cross-attention's context (a masked
     modality contributes nothing), and each side's pooled feature is gated by
-    its own presence before the joint MLP.
+    its own presence before the joint MLP. With one modality missing, the output
+    is the present modality's own (auxiliary) head: attention across modalities
+    has nothing to attend to then, and a dedicated head does better.
     """
 
     fusion = "attention"
@@ -162,7 +164,13 @@ class AttentionFusion(_Fused):
         v_ctx = self.v2a(vt, at, ma)
         fa = self.audio_encoder.pool(a_ctx) * ma
         fv = v_ctx.mean(dim=1) * mv
-        return self.head(torch.cat([fa, fv, mask], dim=1))
+        fused = self.head(torch.cat([fa, fv, mask], dim=1))
+        # with one modality missing there is nothing to attend to: fall back to the present
+        # modality's own head (trained by the auxiliary loss), by mask arithmetic so the
+        # exported graph has no control flow
+        la, lv = self.unimodal_logits(audio, image)
+        both = ma * mv
+        return both * fused + (1.0 - both) * (ma * la + mv * lv)
 
 
 class AudioOnly(nn.Module):
