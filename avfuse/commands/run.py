@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from avfuse.errors import UsageError
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as e:
             raise UsageError(f"cannot read the truth file {args.truth}: {e}") from e
         score = score_events(result.events, truth)
-        result = type(result)(**{**result.__dict__, "score": score, "truth": truth})
+        result = replace(result, score=score, truth=truth)
         print(
             f"score: {score['n_recognised']}/{score['n_truth']} recognised "
             f"(recall {score['recall']:.2f}), {score['n_false']} false event(s)",
