@@ -99,7 +99,8 @@ def test_concurrent_reader_never_sees_torn_data() -> None:
     def writer() -> None:
         i = 0
         while not stop.is_set():
-            r.write(ramp(i, 256) % 1e6, i)
+            # float64 before the modulo: past 2**24 a float32 index is no longer exact
+            r.write((np.arange(i, i + 256, dtype=np.float64) % 1e6).astype(np.float32), i)
             i += 256
 
     t = threading.Thread(target=writer)
