@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avfuse.engine.sources.base import SourceStatus
 from avfuse.engine.sources.media import MediaSource, PtsChecker
 from avfuse.engine.sources.synthetic import (
     SceneRender,
@@ -30,27 +29,13 @@ from tests.fixtures.ffmpeg import (
     udp_testsrc,  # noqa: F401 - pytest fixture
     write_testsrc_file,
 )
+from tests.fixtures.sinks import RecordingFrameSink
 
 SR = 16000
 SCRIPT = SceneScript.default(seed=3, digits="164")
 
 
-class Sink:
-    """A FrameSink that keeps everything it is given, with the arrival time."""
-
-    def __init__(self) -> None:
-        self.a: list[tuple[np.ndarray, float, int, int]] = []
-        self.v: list[tuple[np.ndarray, float, int, int]] = []
-        self.statuses: list[SourceStatus] = []
-
-    def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
-        self.a.append((samples.copy(), device_time_s, host_ns, time.monotonic_ns()))
-
-    def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
-        self.v.append((frame, device_time_s, host_ns, time.monotonic_ns()))
-
-    def status(self, status: SourceStatus) -> None:
-        self.statuses.append(status)
+Sink = RecordingFrameSink
 
 
 def read_all(src: MediaSource, timeout: float = 30.0) -> Sink:

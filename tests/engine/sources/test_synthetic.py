@@ -3,40 +3,28 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from avfuse.engine.sources import open_source
-from avfuse.engine.sources.base import SourceStatus
 from avfuse.engine.sources.synthetic import (
     SceneItem,
     SceneScript,
     SyntheticSource,
 )
 from avfuse.errors import UsageError
+from tests.fixtures.sinks import RecordingFrameSink
 
 SR = 16000
 
 
-class Sink:
-    """A FrameSink that keeps everything it is given, with the arrival time."""
+class Sink(RecordingFrameSink):
+    """Keeps blocks as delivered: a test checks they are views of one track, not copies."""
 
     def __init__(self) -> None:
-        self.a: list[tuple[np.ndarray, float, int, int]] = []
-        self.v: list[tuple[np.ndarray, float, int, int]] = []
-        self.statuses: list[SourceStatus] = []
-
-    def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
-        self.a.append((samples, device_time_s, host_ns, time.monotonic_ns()))
-
-    def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
-        self.v.append((frame, device_time_s, host_ns, time.monotonic_ns()))
-
-    def status(self, status: SourceStatus) -> None:
-        self.statuses.append(status)
+        super().__init__(copy_audio=False)
 
 
 def run(src: SyntheticSource, timeout: float = 30.0) -> Sink:
