@@ -41,7 +41,7 @@ _COMMON = ("stream", "model", "stream_time", "wall_time")
 
 
 def utc_now() -> str:
-    """Wall-clock UTC time as ISO 8601 with milliseconds and a 'Z' (e.g. 2026-12-01T21:11:36.123Z)."""
+    """UTC wall-clock time, ISO 8601 with milliseconds and a Z: 2026-12-01T21:11:36.123Z."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
