@@ -1,18 +1,27 @@
 """The Python API behind `avfuse run` and `avfuse demo`: one call each.
 
     from avfuse.api import run, demo
-    result = run(sources=["clip.mp4"], sinks=["jsonl:events.jsonl"], av_offset_ms=200)
-    result.events, result.summary
+    from avfuse.engine.pipeline import PipelineConfig
+    result = run(sources=["clip.mp4"], sinks=["jsonl:events.jsonl"],
+                 config=PipelineConfig(av_offset_ms=200))
+    result.events[0].label, result.summary.latency_ms["end_to_end"]["p99"]
 
     result = demo(realtime=False)          # synthetic scene, bundled model, self-scored
     result.score["recall"]
 
 Sources are given as the CLI spells them (`open_source` specs: a file, a URL,
 "synthetic[:SEED]", "camera:N", "mic:NAME") or as Source objects.
+
+Order of opening (the public contract): the model is loaded, then every source is
+opened and checked against it, and only then are the sinks opened, so a bad input
+never truncates an output file; a sink that would write onto one of the sources is
+refused. A sink that fails during the run makes `run` raise `SinkError` (exit 1)
+after the run has drained; a closed stdout raises `StdoutClosed` (exit 141).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -21,10 +30,12 @@ from typing import Any
 
 from avfuse.assets import default_model_path
 from avfuse.backends import Backend, create_backend
+from avfuse.engine.control import StopToken
 from avfuse.engine.pipeline import Pipeline, PipelineConfig
+from avfuse.engine.records import Event, Record, Summary
 from avfuse.engine.sinks import MemorySink, Sink, make_sink
 from avfuse.engine.sources import Source, open_source
-from avfuse.errors import UsageError
+from avfuse.errors import SinkError, StdoutClosed, UsageError
 from avfuse.manifest import Manifest, load_manifest
 
 SourceSpec = str | Source
@@ -33,12 +44,23 @@ StreamSpec = SourceSpec | Sequence[SourceSpec]
 
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
-    """What a run produced."""
+    """What a run produced.
 
-    events: list[dict[str, Any]]
-    records: list[dict[str, Any]]
-    summary: dict[str, Any]
+    Attributes:
+        events: the event records, in order.
+        records: every record the sinks got, in order (onsets, warnings, faults, ...).
+        summary: the summary record.
+        table: the per-stage latency table as text.
+        stopped_by: why the run ended (`Summary.stopped_by`).
+        score: events scored against ground truth (demo, or run with a truth file).
+        truth: that ground truth.
+    """
+
+    events: list[Event]
+    records: list[Record]
+    summary: Summary
     table: str
+    stopped_by: str = "end"
     score: dict[str, Any] | None = None
     truth: list[dict[str, Any]] = field(default_factory=list)
 
@@ -110,6 +132,28 @@ def build_streams(
     return streams
 
 
+def _source_paths(streams: Sequence[Source | Sequence[Source]]) -> list[Path]:
+    """Local files the streams read (URLs and devices have none)."""
+    paths = []
+    for entry in streams:
+        for src in [entry] if isinstance(entry, Source) else entry:
+            loc = getattr(getattr(src, "config", None), "location", None)
+            if isinstance(loc, str) and "://" not in loc and Path(loc).exists():
+                paths.append(Path(loc))
+    return paths
+
+
+def _refuse_overwriting_sources(sinks: Sequence[Sink], sources: list[Path]) -> None:
+    for sink in sinks:
+        if sink.path is None or not sink.path.exists():
+            continue
+        for src in sources:
+            if os.path.samefile(sink.path, src):
+                raise UsageError(
+                    f"--sink {sink.name} would overwrite the source {src}: write elsewhere"
+                )
+
+
 def run(
     *,
     sources: Sequence[StreamSpec] = (),
@@ -122,29 +166,43 @@ def run(
     sinks: Sequence[str | Sink] = ("console",),
     config: PipelineConfig | None = None,
     duration_s: float | None = None,
+    stop: StopToken | None = None,
 ) -> RunResult:
-    """Run the pipeline on the given sources until they end (or `duration_s` of wall time).
+    """Run the pipeline on the given sources until they end, `duration_s` of wall time
+    passes, or `stop` is requested.
 
     Returns the events, every record, the summary and the latency table. Ctrl-C ends the
     run cleanly (sinks flushed) and re-raises KeyboardInterrupt.
+
+    Raises:
+        UsageError, SourceError, ManifestError, ...: bad input, before any sink is opened.
+        SinkError: a sink could not write during the run (after the run drained; the
+            error's `result` holds what was produced).
+        StdoutClosed: the reader of stdout went away (the run stopped at once).
     """
     cfg = config or PipelineConfig()
+    if duration_s is not None and not 0 < duration_s < float("inf"):
+        raise UsageError(f"duration must be a positive number of seconds, got {duration_s}")
+    sink_objs = [make_sink(s) if isinstance(s, str) else s for s in sinks]
+    memory = MemorySink()
     be = (
         backend
         if isinstance(backend, Backend)
         else load_backend(model, backend=backend, device=device, threads=threads)
     )
-    memory = MemorySink()
-    sink_objs = [make_sink(s) if isinstance(s, str) else s for s in sinks] + [memory]
     try:
         rate = be.manifest.audio.sample_rate if be.manifest and be.manifest.audio else 16000
         streams = build_streams(
             sources=sources, audio=audio, video=video, sample_rate=rate, realtime=cfg.realtime
         )
-        pipe = Pipeline(streams=streams, backend=be, sinks=sink_objs, config=cfg)
+        token = stop or StopToken()
+        pipe = Pipeline(  # opens and checks every source
+            streams=streams, backend=be, sinks=[*sink_objs, memory], config=cfg, stop=token
+        )
+        _refuse_overwriting_sources(sink_objs, _source_paths(streams))
         timer = None
         if duration_s is not None:
-            timer = threading.Timer(duration_s, pipe.stop)
+            timer = threading.Timer(duration_s, token.request, args=("duration",))
             timer.daemon = True
             timer.start()
         try:
@@ -152,12 +210,34 @@ def run(
         finally:
             if timer is not None:
                 timer.cancel()
-        return RunResult(
-            events=memory.events, records=memory.records, summary=summary, table=pipe.table()
+        result = RunResult(
+            events=memory.events,
+            records=memory.records,
+            summary=summary,
+            table=pipe.table(),
+            stopped_by=summary.stopped_by,
         )
+        _raise_lost_output(pipe, result)
+        return result
     finally:
         if not isinstance(backend, Backend):
             be.close()
+
+
+def _raise_lost_output(pipe: Pipeline, result: RunResult) -> None:
+    if pipe.sink_failures:
+        first = pipe.sink_failures[0]
+        more = f" (and {len(pipe.sink_failures) - 1} more)" if len(pipe.sink_failures) > 1 else ""
+        err = SinkError(
+            f"sink {first.message}{more}: its records were lost; the other sinks got a fault "
+            "record and the summary"
+        )
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    if pipe.stdout_closed:
+        err = StdoutClosed("stdout was closed by its reader")
+        err.result = result  # type: ignore[attr-defined]
+        raise err
 
 
 def demo(
@@ -174,6 +254,7 @@ def demo(
     drift_ppm: float = 0.0,
     jitter_ms: float = 0.0,
     config: PipelineConfig | None = None,
+    stop: StopToken | None = None,
 ) -> RunResult:
     """The bundled model on the synthetic digit scene, scored against the scene's truth.
 
@@ -197,7 +278,7 @@ def demo(
             jitter_ms=jitter_ms,
         )
         truth = src.truth()
-        res = run(sources=[src], backend=be, sinks=sinks, config=cfg)
+        res = run(sources=[src], backend=be, sinks=sinks, config=cfg, stop=stop)
     finally:
         be.close()
     return replace(res, score=score_events(res.events, truth), truth=truth)

@@ -2,20 +2,25 @@
 
 Each sub-command lives in `avfuse.commands.<name>` and exposes
 `register(subparsers)`; this module only builds the parser, runs the chosen
-command and turns errors into the exit codes of the public contract:
+command and turns outcomes into the exit codes of the public contract:
 0 done, 2 bad input or usage (one line naming the problem and the fix),
-1 a failure at run time, 130 interrupted.
+1 a failure at run time (including a sink that could not write: its records were
+lost), 130 SIGINT, 143 SIGTERM, 129 SIGHUP, 141 stdout closed by its reader. Signals
+drain the run first (see `avfuse.signals`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from avfuse import __version__
-from avfuse.errors import AvfuseError, exit_code_for
+from avfuse.engine.control import StopToken
+from avfuse.errors import AvfuseError, StdoutClosed, exit_code_for
+from avfuse.signals import drain_on_signals, exit_status
 
 #: sub-command modules, in the order `--help` lists them
 COMMANDS = ("demo", "run", "devices", "info", "train", "export", "bench")
@@ -28,19 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time audio-visual fusion inference: capture camera and microphone, "
         "align them on one clock, and recognise what is seen and heard.",
         epilog="Run `avfuse COMMAND --help` for a command's options. Exit codes: 0 done, "
-        "2 bad input or usage, 1 failure at run time, 130 interrupted.",
+        "2 bad input or usage, 1 failure at run time (an output that could not be written "
+        "included), 130 SIGINT, 143 SIGTERM, 129 SIGHUP (each after draining the run), "
+        "141 stdout closed by its reader.",
     )
     parser.add_argument("--version", action="version", version=f"avfuse {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"avfuse.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"avfuse.commands.{name}":
-                continue  # command not built into this version
-            raise
-        module.register(sub)
+        importlib.import_module(f"avfuse.commands.{name}").register(sub)
     return parser
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail noisily."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,14 +61,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    token = StopToken()
+    args.stop_token = token
     try:
-        return int(args.func(args) or 0)
+        if getattr(args, "drains", False):
+            with drain_on_signals(token):
+                rc = int(args.func(args) or 0)
+        else:
+            rc = int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("avfuse: interrupted", file=sys.stderr)
+        print(f"avfuse {args.command}: interrupted", file=sys.stderr)
         return 130
+    except StdoutClosed:
+        _quiet_stdout()
+        return StdoutClosed.exit_code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return StdoutClosed.exit_code
     except AvfuseError as e:
         print(f"avfuse {args.command}: error: {e}", file=sys.stderr)
         return exit_code_for(e)
+    code = exit_status(token.reason)
+    if code is not None:
+        print(f"avfuse {args.command}: stopped by {token.reason}; output drained", file=sys.stderr)
+        return code
+    return rc
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,6 +66,42 @@ class StreamFormatError(SourceError, ValueError):
     """A stream's format does not fit what the model needs (rate, channels, pixel format)."""
 
 
+class SinkError(AvfuseError, OSError):
+    """A sink could not write (disk full, folder gone, reader gone): its records were lost.
+
+    Raised after the run has drained, so the other sinks hold everything, including a
+    fault record naming this sink and the summary.
+    """
+
+    exit_code = 1
+
+
+class StdoutClosed(SinkError):
+    """The reader of stdout went away (``avfuse run --sink jsonl:- | head -1``).
+
+    The run ends promptly and quietly with 141 (128 + SIGPIPE), as Unix tools do.
+    """
+
+    exit_code = 141
+
+
+class Interrupted(AvfuseError, RuntimeError):
+    """The run was ended by a signal after draining; the exit status is 128 + the signal.
+
+    Attributes:
+        signal_name: "SIGINT", "SIGTERM" or "SIGHUP".
+    """
+
+    def __init__(self, signal_name: str, signum: int) -> None:
+        self.signal_name = signal_name
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal_name}")
+
+
+class ClockNotReady(AvfuseError, RuntimeError):
+    """A clock model was asked to map a time before it had any observation."""
+
+
 class DataError(AvfuseError, RuntimeError):
     """The data set cannot be generated or loaded (e.g. espeak-ng missing)."""
 
@@ -91,7 +127,7 @@ class ParityError(ExportError):
 
 
 def exit_code_for(error: BaseException) -> int:
-    """Return the CLI exit status for an exception (see DESIGN: 0, 1, 2, 130)."""
+    """Return the CLI exit status for an exception (see DESIGN: 0, 1, 2, 129, 130, 141, 143)."""
     if isinstance(error, KeyboardInterrupt):
         return 130
     if isinstance(error, AvfuseError):

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_model_options(p)
     add_output_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, drains=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         drift_ppm=args.drift_ppm,
         jitter_ms=args.jitter_ms,
         config=PipelineConfig(kernel_impl=args.kernels),
+        stop=getattr(args, "stop_token", None),
     )
     print_outcome(result, args)
     s = result.score or {}

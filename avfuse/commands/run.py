@@ -123,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_model_options(p)
     add_output_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, drains=True)
 
 
 def _stream_args(args: argparse.Namespace) -> tuple[list[str], str | None, str | None]:
@@ -145,7 +145,7 @@ def print_outcome(result, args: argparse.Namespace) -> None:  # noqa: ANN001 - R
         print(result.table, file=sys.stderr)
     if args.metrics:
         Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-        summary = dict(result.summary)
+        summary = result.summary.to_dict()
         if result.score is not None:
             summary["score"] = {k: v for k, v in result.score.items() if k != "per_digit"}
         Path(args.metrics).write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         sinks=sinks_from(args),
         config=config,
         duration_s=args.duration,
+        stop=getattr(args, "stop_token", None),
     )
     if args.truth:
         from avfuse.engine.scoring import score_events

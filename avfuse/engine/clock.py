@@ -21,13 +21,23 @@ The fit, per update (O(1) amortised, fixed memory):
     * a clock jump is a step that persists: `jump_count` rejected points in a row
       that agree with each other. The fit restarts from them and `jumps` counts it;
       nothing is reordered or hidden.
+
+Threads. The capture thread that owns a source is the only writer of its
+ClockModel; the pipeline thread reads it. A reader never sees a half-made fit: each
+update publishes the new fit as one immutable `ClockFit` in a single assignment
+(`model.fit`), and a reset publishes None. A reader takes `fit = model.fit` once and
+maps every time it needs through that snapshot, so a reconnect that resets the model
+between two of its reads cannot hand it a mix of old and new state.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
+
+from avfuse.errors import ClockNotReady
 
 NS_PER_S = 1_000_000_000
 _WARMUP = 16  # points accepted unchecked, then cleaned once with a robust fit
@@ -36,6 +46,38 @@ _WARMUP = 16  # points accepted unchecked, then cleaned once with a robust fit
 def now_ns() -> int:
     """The host clock every sample and frame is stamped in (monotonic, ns)."""
     return time.monotonic_ns()
+
+
+@dataclass(frozen=True, slots=True)
+class ClockFit:
+    """One published state of a `ClockModel` fit: ``host = h0 + 1e9 (d - x0) + a + c (d - x0)``.
+
+    Immutable, so a reader on another thread can keep using it while the model moves on.
+
+    Attributes:
+        x0: device seconds of the first point of the fit's timeline.
+        h0: host ns of that point.
+        a: fitted residual (ns) at x0.
+        c: fitted drift, ns per device second.
+        residual_ns: running mean absolute residual of accepted points.
+        points: accepted points in the window.
+    """
+
+    x0: float
+    h0: int
+    a: float
+    c: float
+    residual_ns: float
+    points: int
+
+    def to_host(self, device_s: float) -> int:
+        """Host ns of a device time."""
+        x = device_s - self.x0
+        return self.h0 + int(round(NS_PER_S * x + self.a + self.c * x))
+
+    def to_device(self, host_ns: int | float) -> float:
+        """Device seconds of a host time (the inverse of `to_host`)."""
+        return self.x0 + (float(host_ns - self.h0) - self.a) / (NS_PER_S + self.c)
 
 
 class ClockModel:
@@ -73,6 +115,8 @@ class ClockModel:
         self.rejected = 0
         self.jumps = 0
         self.updates = 0
+        #: the current fit, published whole after every change (None: no observation yet)
+        self.fit: ClockFit | None = None
         self._reset(None, None)
 
     # ------------------------------------------------------------------ fitting
@@ -88,6 +132,19 @@ class ClockModel:
         self._abs_dev = 0.0  # running mean |residual| of accepted points
         self._n_cand = 0
         self._cleaned = False
+        if device_s is None:
+            self.fit = None
+
+    def _publish(self) -> None:
+        assert self._x0 is not None and self._h0 is not None  # set by the first update
+        self.fit = ClockFit(
+            x0=self._x0,
+            h0=self._h0,
+            a=self._a,
+            c=self._c,
+            residual_ns=self._abs_dev,
+            points=self._n,
+        )
 
     def _clean_warmup(self) -> None:
         """Once per (re)start: drop warm-up points that a robust (MAD) fit calls outliers.
@@ -165,6 +222,7 @@ class ClockModel:
             self._reset(device_s, host_ns)
         if self._n >= _WARMUP and not self._cleaned:
             self._clean_warmup()
+            self._publish()
         x = device_s - self._x0
         z = float(host_ns - self._h0) - NS_PER_S * x
         r = z - (self._a + self._c * x)
@@ -184,6 +242,7 @@ class ClockModel:
         else:
             self._abs_dev += (min(ar, 3.0 * self._abs_dev + self._min_gate) - self._abs_dev) / 64
         self._accept(x, z)
+        self._publish()
         return True
 
     def _candidate(self, x: float, z: float, r: float, limit: float) -> None:
@@ -209,6 +268,7 @@ class ClockModel:
         for i in range(self._jump_count):
             self._accept(float(cx[i]), float(cz[i]))
         self._abs_dev = abs_dev
+        self._publish()
 
     def reset(self) -> None:
         """Forget the fit (the device clock restarted, e.g. after a reconnect); counters stay."""
@@ -218,48 +278,55 @@ class ClockModel:
     @property
     def ready(self) -> bool:
         """True once at least one observation has been accepted."""
-        return self._n > 0
+        return self.fit is not None
+
+    def _current(self) -> ClockFit:
+        fit = self.fit
+        if fit is None:
+            raise ClockNotReady("the clock has no observation yet (or was reset by a reconnect)")
+        return fit
 
     def to_host(self, device_s: float) -> int:
-        """Host ns of a device time, through the current fit."""
-        if self._x0 is None:
-            raise RuntimeError("ClockModel.to_host called before any update")
-        x = device_s - self._x0
-        return self._h0 + int(round(NS_PER_S * x + self._a + self._c * x))
+        """Host ns of a device time, through the current fit.
+
+        Raises:
+            ClockNotReady: no observation since the start or the last reset.
+        """
+        return self._current().to_host(device_s)
 
     def to_device(self, host_ns: int | float) -> float:
         """Device seconds of a host time (the inverse of `to_host`)."""
-        if self._x0 is None:
-            raise RuntimeError("ClockModel.to_device called before any update")
-        x = (float(host_ns - self._h0) - self._a) / (NS_PER_S + self._c)
-        return self._x0 + x
+        return self._current().to_device(host_ns)
 
     @property
     def offset_ns(self) -> int:
         """Host ns at device time 0 (the `a` of host = a + b * device)."""
-        if self._x0 is None:
-            return 0
-        return self._h0 + int(round(self._a - (NS_PER_S + self._c) * self._x0))
+        fit = self.fit
+        return 0 if fit is None else fit.to_host(0.0)
 
     @property
     def rate(self) -> float:
         """Host ns per device second (the `b`; 1e9 for a perfect device clock)."""
-        return NS_PER_S + self._c
+        fit = self.fit
+        return NS_PER_S + (fit.c if fit is not None else 0.0)
 
     @property
     def drift_ppm(self) -> float:
         """How much faster the host runs than the device clock, in ppm."""
-        return float(self._c) / 1e3
+        fit = self.fit
+        return 0.0 if fit is None else float(fit.c) / 1e3
 
     @property
     def residual_ms(self) -> float:
         """Running mean absolute residual of accepted points (the jitter left), ms."""
-        return float(self._abs_dev) / 1e6
+        fit = self.fit
+        return 0.0 if fit is None else float(fit.residual_ns) / 1e6
 
     @property
     def points(self) -> int:
         """Accepted points in the window now."""
-        return self._n
+        fit = self.fit
+        return 0 if fit is None else fit.points
 
     def stats(self) -> dict[str, float | int]:
         """JSON-ready state for summaries."""
@@ -289,17 +356,26 @@ class SampleClock:
         """True once a block has been observed."""
         return self.model.ready
 
+    @property
+    def fit(self) -> ClockFit | None:
+        """The model's current fit snapshot (take it once, map through it; see the module)."""
+        return self.model.fit
+
     def update(self, index: int, host_ns: int) -> bool:
         """Observe that sample `index` was captured at `host_ns`; False when rejected."""
         return self.model.update(index / self.sample_rate, host_ns)
 
-    def index_to_host(self, index: float) -> int:
-        """Host ns at which sample `index` was captured."""
-        return self.model.to_host(index / self.sample_rate)
+    def index_to_host(self, index: float, fit: ClockFit | None = None) -> int:
+        """Host ns at which sample `index` was captured (through `fit`, else the current one)."""
+        if fit is None:
+            return self.model.to_host(index / self.sample_rate)
+        return fit.to_host(index / self.sample_rate)
 
-    def host_to_index(self, host_ns: int | float) -> float:
-        """Fractional sample index captured at `host_ns`."""
-        return self.model.to_device(host_ns) * self.sample_rate
+    def host_to_index(self, host_ns: int | float, fit: ClockFit | None = None) -> float:
+        """Fractional sample index captured at `host_ns` (through `fit`, else the current one)."""
+        if fit is None:
+            return self.model.to_device(host_ns) * self.sample_rate
+        return fit.to_device(host_ns) * self.sample_rate
 
 
 def ns_to_s(ns: int | float) -> float:
@@ -307,4 +383,4 @@ def ns_to_s(ns: int | float) -> float:
     return float(ns) / NS_PER_S
 
 
-__all__ = ["NS_PER_S", "ClockModel", "SampleClock", "now_ns", "ns_to_s"]
+__all__ = ["NS_PER_S", "ClockFit", "ClockModel", "SampleClock", "now_ns", "ns_to_s"]

@@ -1,8 +1,10 @@
 """Ingest: the pipeline's `FrameSink`. Sources deliver here; it fills the rings.
 
-One `Ingest` per stream. It runs on the sources' threads, so every call copies
-into a preallocated ring and returns: no locks, no logging, and the consumer sees
-progress through the rings' published head counters.
+One `Ingest` per stream. It runs on the sources' threads (one for audio, one for
+video when they come from two devices), so every call copies into a preallocated
+ring and returns: no logging, and the consumer sees progress through the rings'
+published head counters. After publishing it rings the pipeline's `Doorbell`, so
+the pipeline sleeps until there is work instead of polling.
 
 Audio. Blocks get consecutive absolute sample indices (the sample counter IS the
 audio device's clock). When the source gives a device time, each block's device
@@ -19,11 +21,20 @@ sample index maps to host time and back.
 
 Video. Frames with a device time (PTS) go through their own `ClockModel`; the
 fitted host time is what the aligner uses. Without one, the source's host time is
-used as it is. A "reconnected" status resets the video clock fit (its PTS restart).
+used as it is. A "reconnected" status resets the video clock fit (its PTS restart)
+and bumps `video_epoch`. A frame whose size or pixel layout differs from the
+stream's (a resolution change mid-stream, a camera reopened at another size) is
+converted to the stream's format, with one "format_changed" warning per change.
 
 Files and other non-live sources are read as fast as the pipeline allows: with
-`backpressure` on, a write waits (bounded) while the consumer still needs the
-oldest data, instead of overwriting it. Live sources never wait.
+`backpressure` on, a write waits (bounded, blocking on a doorbell the consumer
+rings when it releases data) while the consumer still needs the oldest data,
+instead of overwriting it; `blocked_on` says which ring is full. Live sources never
+wait.
+
+Threads: fields written by the capture threads are plain values read whole
+(ints, bools, immutable clock fits), so the pipeline never sees a half-made state;
+stream time 0 is computed from published fit snapshots only.
 
 Faults arrive as `SourceStatus` and are queued for the pipeline, which turns them
 into warning/fault records and degraded masks.
@@ -31,15 +42,16 @@ into warning/fault records and degraded masks.
 
 from __future__ import annotations
 
-import time
+import threading
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
-from avfuse.engine.clock import ClockModel, SampleClock, now_ns
+from avfuse.engine.clock import ClockFit, ClockModel, SampleClock, now_ns
+from avfuse.engine.control import Doorbell
 from avfuse.engine.metrics import LatencyHistogram
+from avfuse.engine.records import FaultRecord, WarningRecord
 from avfuse.engine.ring import FrameRing, SampleRing
 from avfuse.engine.sources.base import AudioFormat, SourceStatus, VideoFormat
 
@@ -88,6 +100,8 @@ class Ingest:
         live: whether the stream is paced by devices (latency is then measured from the
             capture time; for files, from arrival).
         config: ring sizes and policy.
+        bell: rung after every publish the consumer may be waiting for (a frame, an
+            audio block reaching `wake_audio_index`, a status, a blocked write).
     """
 
     def __init__(
@@ -98,12 +112,16 @@ class Ingest:
         video: VideoFormat | None,
         live: bool,
         config: IngestConfig | None = None,
+        bell: Doorbell | None = None,
     ) -> None:
         self.name = name
         self.config = cfg = config or IngestConfig()
         self.live = live
         self.audio_format = audio
         self.video_format = video
+        self.bell = bell or Doorbell()
+        #: rung by the consumer when it releases data (wakes a back-pressured writer)
+        self.space = Doorbell()
         self.audio_ring: SampleRing | None = None
         self.audio_clock: SampleClock | None = None
         if audio is not None:
@@ -113,26 +131,34 @@ class Ingest:
             )
         self.frame_ring: FrameRing | None = None
         self.video_clock: ClockModel | None = None
+        self._convert: _FrameConverter | None = None
         if video is not None:
             self.frame_ring = FrameRing(slots=cfg.video_slots, shape=frame_shape(video))
             self.video_clock = ClockModel(window=cfg.clock_window)
+            self._convert = _FrameConverter(video)
         #: raw host ns of the first timestamp of either modality (pacing starts here)
         self.origin_ns: int | None = None
-        self._first_video_dev: float | None = None
+        self._origin_lock = threading.Lock()
         self._first_video_ns: int | None = None
+        self._first_video_dev: float | None = None
+        self._origin_vfit: ClockFit | None = None  # video fit of the first timeline
         self._origin_fixed: int | None = None
         self._wall0 = 0
         self.statuses: deque[SourceStatus] = deque()
         #: earliest audio index the consumer still needs (None: never wait for it)
         self.audio_floor: int | None = 0
-        #: set on shutdown: back-pressured writes stop waiting
-        self.closed = False
-        #: True while a back-pressured write is waiting for the consumer
-        self.blocked = False
+        #: the consumer wants a ring once the audio head reaches this index
+        self.wake_audio_index = 0
+        self._closed = threading.Event()
+        #: which ring a back-pressured write is waiting on ("audio", "video"), or None
+        self.blocked_on: str | None = None
         self.audio_up = audio is not None
         self.video_up = video is not None
+        self.audio_ended = audio is None
+        self.video_ended = video is None
         self.ended = False
         self.audio_epoch = 0  # bumped at every audio gap/reconnect (invalidates mel caches)
+        self.video_epoch = 0  # bumped at every video reconnect (a new PTS timeline)
         self.capture_to_ring = LatencyHistogram()
         self.counters = {
             "audio_blocks": 0,
@@ -141,6 +167,7 @@ class Ingest:
             "device_clock_jumps": 0,
             "video_frames": 0,
             "video_time_regressions": 0,
+            "format_changes": 0,
             "format_errors": 0,
             "backpressure_timeouts": 0,
         }
@@ -148,10 +175,24 @@ class Ingest:
         self._dev_end: float | None = None
         self._last_host = 0
         self._last_video_ns: int | None = None
-        self._ended_mods: set[str] = set()
         self._resync = False
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def closed(self) -> bool:
+        """True once the stream is shut down (back-pressured writes stop waiting)."""
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """Shut down: writers stop waiting for the consumer or for pacing."""
+        self._closed.set()
+        self.space.ring()
+
+    @property
+    def blocked(self) -> bool:
+        """True while a back-pressured write is waiting for the consumer."""
+        return self.blocked_on is not None
+
     def stream_time_s(self, host_ns: int) -> float:
         """Seconds since the stream's first timestamp, on the fitted clocks."""
         origin = self.fitted_origin_ns()
@@ -162,25 +203,43 @@ class Ingest:
 
         A raw first arrival can be late (network streams deliver audio in bursts), and
         every later timestamp is a fitted one, so the origin is fitted too. It is frozen
-        once the fits have settled, so a device clock restarting after a reconnect cannot
-        move it.
+        once the fits have settled (and at the first reconnect), so a device clock
+        restarting cannot move it. Reads only published snapshots: safe against a
+        reconnect on the capture thread at any moment.
         """
-        if self._origin_fixed is not None or self.origin_ns is None:
-            return self._origin_fixed if self._origin_fixed is not None else self.origin_ns
+        fixed = self._origin_fixed
+        if fixed is not None:
+            return fixed
+        origin = self.origin_ns
+        if origin is None:
+            return None
         cands = []
+        settled = True
         ac = self.audio_clock
-        if ac is not None and self.counters["audio_blocks"]:
-            cands.append(ac.index_to_host(0))
-        vc = self.video_clock
-        if self._first_video_dev is not None and vc is not None and vc.updates:
-            cands.append(vc.to_host(self._first_video_dev))
+        if ac is not None:
+            afit = ac.fit
+            if afit is not None and self.counters["audio_blocks"]:
+                cands.append(ac.index_to_host(0, afit))
+            settled = ac.model.updates >= 150
+        vfit = self._origin_vfit
+        vdev = self._first_video_dev
+        if vfit is not None and vdev is not None:
+            cands.append(vfit.to_host(vdev))
         elif self._first_video_ns is not None:
             cands.append(self._first_video_ns)
-        origin = min(cands) if cands else self.origin_ns
-        settled = (ac is None or ac.model.updates >= 150) and (vc is None or vc.updates >= 150)
-        if settled and cands:
-            self._origin_fixed = origin
-        return origin
+        if self.video_clock is not None:
+            settled = settled and self.video_clock.updates >= 150
+        if not cands:
+            return origin
+        best = min(cands)
+        if settled:
+            self._origin_fixed = best
+        return best
+
+    def _freeze_origin(self) -> None:
+        """Fix stream time 0 now (before a reconnect resets the fits it comes from)."""
+        if self._origin_fixed is None and self.origin_ns is not None:
+            self._origin_fixed = self.fitted_origin_ns()
 
     @property
     def clock_jumps(self) -> int:
@@ -194,19 +253,18 @@ class Ingest:
 
     def _first(self, host_ns: int) -> None:
         if self.origin_ns is None:
-            self.origin_ns = host_ns
-            self._wall0 = now_ns()
+            with self._origin_lock:  # two capture threads may both be first
+                if self.origin_ns is None:
+                    self._wall0 = now_ns()
+                    self.origin_ns = host_ns
 
     def _pace(self, host_ns: int) -> None:
-        """Realtime playback of a non-live source: wait until its timestamp is due."""
+        """Realtime playback of a non-live source: sleep until its timestamp is due."""
         if self.live or not self.config.realtime or self.origin_ns is None:
             return
-        due = self._wall0 + (host_ns - self.origin_ns)
-        while not self.closed:
-            wait = due - now_ns()
-            if wait <= 0:
-                return
-            time.sleep(min(wait / 1e9, 0.05))
+        wait = self._wall0 + (host_ns - self.origin_ns) - now_ns()
+        if wait > 0:
+            self._closed.wait(wait / 1e9)
 
     def _full(self, stop_index: int) -> bool:
         """Would writing up to `stop_index` (audio) or one more frame (-1) lose needed data?"""
@@ -218,17 +276,31 @@ class Ingest:
         return floor is not None and ring_a is not None and stop_index - ring_a.capacity > floor
 
     def _wait(self, stop_index: int) -> None:
-        """Back-pressure for non-live sources: wait (bounded) while the consumer lags."""
+        """Back-pressure for non-live sources: block (bounded) while the consumer lags."""
         if not self.config.backpressure or self.live or not self._full(stop_index):
             return
         give_up = now_ns() + int(self.config.max_block_s * 1e9)
-        self.blocked = True
-        while self._full(stop_index) and not self.closed:
-            if now_ns() > give_up:
+        self.blocked_on = "video" if stop_index < 0 else "audio"
+        self.bell.ring()  # the consumer may be waiting to learn that we wait
+        while not self.closed:
+            self.space.clear()
+            if not self._full(stop_index):
+                break
+            left = give_up - now_ns()
+            if left <= 0:
                 self.counters["backpressure_timeouts"] += 1
                 break
-            time.sleep(0.0005)
-        self.blocked = False
+            self.space.wait(left / 1e9)
+        self.blocked_on = None
+
+    def released(self) -> None:
+        """The consumer released data: wake a writer blocked by back-pressure."""
+        if self.blocked_on is not None:
+            self.space.ring()
+
+    def source_finished(self) -> None:
+        """A source's thread ended (after its last status): the consumer may be done."""
+        self.bell.ring()
 
     # ------------------------------------------------------------------ FrameSink
     def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
@@ -270,6 +342,8 @@ class Ingest:
             self._dev_end = device_time_s + n / rate
         self._last_host = host_ns
         self.counters["audio_blocks"] += 1
+        if self._next_index >= self.wake_audio_index:
+            self.bell.ring()
 
     def _gap(self, idx: int, missing: int) -> int:
         self.counters["audio_gaps"] += 1
@@ -279,33 +353,63 @@ class Ingest:
 
     def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
         """One frame, captured at `host_ns`."""
-        ring = self.frame_ring
-        if ring is None:
+        ring, conv = self.frame_ring, self._convert
+        if ring is None or conv is None:
             return
         self._first(host_ns)
         self._pace(host_ns)
         t = host_ns
         if self._first_video_ns is None:
             self._first_video_ns, self._first_video_dev = host_ns, device_time_s
-        if device_time_s is not None and self.video_clock is not None:
-            self.video_clock.update(device_time_s, host_ns)
-            t = self.video_clock.to_host(device_time_s)
+        vc = self.video_clock
+        if device_time_s is not None and vc is not None:
+            vc.update(device_time_s, host_ns)
+            fit = vc.fit
+            if fit is not None:
+                t = fit.to_host(device_time_s)
+                if self.video_epoch == 0:
+                    self._origin_vfit = fit
         if self._last_video_ns is not None and t <= self._last_video_ns:
             self.counters["video_time_regressions"] += 1
         self._last_video_ns = t
+        if frame.shape != ring.shape or frame.dtype != np.uint8:
+            frame = self._converted(frame, t)
+            if frame is None:
+                return
         self._wait(-1)
         base = host_ns if self.live else now_ns()  # a file's latency starts when it is let in
+        ring.write(frame, host_ns=t, base_ns=base)
+        self.counters["video_frames"] += 1
+        self.capture_to_ring.record_ns(now_ns() - base)
+        self.bell.ring()
+
+    def _converted(self, frame: np.ndarray, t: int) -> np.ndarray | None:
+        """The frame in the stream's format, or None (counted) when it cannot be converted."""
+        assert self._convert is not None  # with the frame ring
+        changed = self._convert.changed(frame)
         try:
-            ring.write(frame, host_ns=t, base_ns=base)
+            out = self._convert(frame)
         except ValueError as e:
             self.counters["format_errors"] += 1
             if self.counters["format_errors"] == 1:
-                self.statuses.append(
-                    SourceStatus(kind="warning", source=self.name, modality="video", message=str(e))
+                self._status(SourceStatus(kind="warning", source=self.name, modality="video",
+                                          message=f"{e}; such frames are dropped"))  # fmt: skip
+            return None
+        if changed:
+            self.counters["format_changes"] += 1
+            self._status(
+                SourceStatus(
+                    kind="format_changed",  # type: ignore[arg-type]
+                    source=self.name,
+                    modality="video",
+                    message=self._convert.describe(frame),
                 )
-            return
-        self.counters["video_frames"] += 1
-        self.capture_to_ring.record_ns(now_ns() - base)
+            )
+        return out
+
+    def _status(self, status: SourceStatus) -> None:
+        self.statuses.append(status)
+        self.bell.ring()
 
     def status(self, status: SourceStatus) -> None:
         """A lifecycle change or fault: update modality state and queue it for the pipeline."""
@@ -313,18 +417,15 @@ class Ingest:
         final = status.kind == "eos" or (status.kind == "error" and not status.recoverable)
         if final or status.kind == "disconnected":
             for m in mods:
-                if m == "audio":
+                if m == "audio" and self.audio_format is not None:
                     self.audio_up = False
-                elif m == "video":
+                    self.audio_ended = self.audio_ended or final
+                elif m == "video" and self.video_format is not None:
                     self.video_up = False
-                if final:
-                    self._ended_mods.add(m)
-            self.ended = all(
-                m in self._ended_mods
-                for m, fmt in (("audio", self.audio_format), ("video", self.video_format))
-                if fmt is not None
-            )
+                    self.video_ended = self.video_ended or final
+            self.ended = self.audio_ended and self.video_ended
         elif status.kind == "reconnected":
+            self._freeze_origin()
             for m in mods:
                 if m == "audio" and self.audio_ring is not None:
                     self.audio_up = True
@@ -333,14 +434,20 @@ class Ingest:
                     self._dev_end = None
                 elif m == "video" and self.frame_ring is not None and self.video_clock is not None:
                     self.video_up = True
+                    self.video_epoch += 1
                     self.video_clock.reset()
                     self._last_video_ns = None
-        self.statuses.append(status)
+        self._status(status)
 
     @property
     def last_ns(self) -> int:
         """Host time of the newest audio block or frame (0 before any)."""
         return max(self._last_host, self._last_video_ns or 0)
+
+    @property
+    def last_video_ns(self) -> int | None:
+        """Fitted host time of the newest frame (None before any, or since a reconnect)."""
+        return self._last_video_ns
 
     def stats(self) -> dict[str, object]:
         """JSON-ready counters and clock state for the summary."""
@@ -353,6 +460,68 @@ class Ingest:
             d["video_overruns"] = self.frame_ring.overruns
             d["video_clock"] = self.video_clock.stats()
         return d
+
+
+class _FrameConverter:
+    """Brings frames of another size or layout to the stream's format, into one buffer.
+
+    Used on the capture thread when a source's frames stop matching the format it opened
+    with (a resolution change in a stream, a camera reopened at another size). The
+    buffer is made once per change, not per frame.
+    """
+
+    def __init__(self, fmt: VideoFormat) -> None:
+        self.fmt = fmt
+        self.shape = frame_shape(fmt)
+        self._out = np.zeros(self.shape, np.uint8)
+        self._last: tuple[tuple[int, ...], str] | None = None
+
+    def changed(self, frame: np.ndarray) -> bool:
+        """True when this frame's shape differs from the previous mismatching one."""
+        key = (frame.shape, str(frame.dtype))
+        if key == self._last:
+            return False
+        self._last = key
+        return True
+
+    def describe(self, frame: np.ndarray) -> str:
+        f = self.fmt
+        shape = "x".join(str(d) for d in frame.shape[1::-1]) if frame.ndim >= 2 else "?"
+        return (
+            f"video frames changed to {shape} ({frame.ndim}-d {frame.dtype}); they are "
+            f"converted to {f.width}x{f.height} {f.pixel_format}, the format the stream "
+            "opened with"
+        )
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if self.fmt.pixel_format not in ("bgr24", "rgb24", "gray"):
+            raise ValueError(
+                f"frame shape {frame.shape} differs from the stream's {self.shape} and "
+                f"{self.fmt.pixel_format} frames cannot be converted"
+            )
+        if frame.dtype != np.uint8 or frame.ndim not in (2, 3):
+            raise ValueError(f"frame of shape {frame.shape} and type {frame.dtype} is not an image")
+        src = frame
+        want_c = 1 if self.fmt.pixel_format == "gray" else 3
+        have_c = 1 if frame.ndim == 2 else frame.shape[2]
+        if have_c != want_c:
+            if have_c == 1 and want_c == 3:
+                src = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            elif have_c == 3 and want_c == 1:
+                src = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            elif have_c == 4:
+                code = cv2.COLOR_BGRA2GRAY if want_c == 1 else cv2.COLOR_BGRA2BGR
+                src = cv2.cvtColor(frame, code)
+            else:
+                raise ValueError(f"frame with {have_c} channels cannot become {want_c}")
+        h, w = self.shape[0], self.shape[1]
+        if src.shape[:2] == (h, w):
+            np.copyto(self._out, src.reshape(self.shape))
+        else:
+            cv2.resize(src, (w, h), dst=self._out, interpolation=cv2.INTER_AREA)
+        return self._out
 
 
 class IngestPort:
@@ -381,23 +550,28 @@ class IngestPort:
             status = replace(status, modality=self._only)  # type: ignore[arg-type]
         self._ingest.status(status)
 
+    def source_finished(self) -> None:
+        self._ingest.source_finished()
 
-def status_record(s: SourceStatus, stream_time: float) -> dict[str, Any] | None:
+
+def status_record(
+    s: SourceStatus, *, stream: str, model: str | None, stream_time: float
+) -> WarningRecord | FaultRecord | None:
     """The warning/fault record for a source status (None for "opened" and "eos")."""
     if s.kind in ("opened", "eos"):
         return None
-    fault = s.kind == "error"
-    rec: dict[str, Any] = {
-        "type": "fault" if fault else "warning",
+    common = {
         "source": s.source,
         "kind": s.kind,
         "modality": s.modality,
         "message": s.message,
+        "stream": stream,
+        "model": model,
         "stream_time": round(stream_time, 3),
     }
-    if fault:
-        rec["recoverable"] = s.recoverable
-    return rec
+    if s.kind == "error":
+        return FaultRecord(recoverable=s.recoverable, **common)
+    return WarningRecord(**common)
 
 
 __all__ = ["Ingest", "IngestConfig", "IngestPort", "frame_shape", "status_record"]

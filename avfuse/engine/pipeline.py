@@ -12,29 +12,51 @@ calls `run`, or the one `start` spawns) does everything else in a loop:
     3. take a micro-batch of READY items across streams: an item is ready when its
        audio window is complete, or its audio deadline passed, or no audio will come;
     4. pre-process into preallocated feed buffers, run the backend once per batch,
-       post-process per stream, hand records and frames to the sinks.
+       post-process per stream, hand records and frames to the sinks;
+    5. with nothing to do, sleep on a `Doorbell` until a capture thread publishes
+       something the loop waits for, a stop is requested, or the next deadline it
+       computed (an audio deadline, a batch filling, the stats tick): it never polls.
 
-Nothing blocks the capture threads; the worker polls with short sleeps when idle.
 A source fault becomes a record and the run goes on with the modality it still
-has (its mask column is 0 and events say `degraded`). Ctrl-C in the thread running
-`run()` flushes the post-processors, writes the summary, closes the sinks and then
-re-raises KeyboardInterrupt (the CLI turns it into exit status 130).
+has (its mask column is 0 and events say `degraded`).
+
+Stopping: `stop(reason)` or a `StopToken` (safe from signal handlers and other
+threads) ends the loop; the post-processors are flushed (open events are written),
+the summary is sent and the sinks are closed. A KeyboardInterrupt in the thread
+running `run()` does the same and is then re-raised.
+
+Sinks: a sink whose hook raises is dropped for the rest of the run and the others
+get a `fault` record naming it. `sink_failures` lists them; when no durable sink is
+left the run stops at once ("sinks_failed"), and a sink writing to stdout whose
+reader went away stops it quietly ("stdout_closed").
 """
 
 from __future__ import annotations
 
+import errno
+import math
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
 
 from avfuse.backends.base import Backend
 from avfuse.engine.clock import now_ns
+from avfuse.engine.control import Doorbell, StopToken
 from avfuse.engine.metrics import LatencyHistogram, Metrics
 from avfuse.engine.postprocess import Decision, PostprocessConfig
+from avfuse.engine.records import (
+    Event,
+    FaultRecord,
+    Record,
+    RunInfo,
+    Stats,
+    StreamInfo,
+    Summary,
+    WarningRecord,
+)
 from avfuse.engine.schedule import Scheduler, Ticket
 from avfuse.engine.sinks import Sink
 from avfuse.engine.sources.base import Source
@@ -45,6 +67,9 @@ from avfuse.kernels import image_kernel, log_mel_kernel
 
 Mode = Literal["auto", "fused", "audio", "video"]
 
+#: largest |A/V offset| and audio deadline the pipeline accepts (ring memory grows with them)
+MAX_OFFSET_MS = 10_000.0
+
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineConfig:
@@ -52,8 +77,9 @@ class PipelineConfig:
 
     Attributes:
         av_offset_ms: how much later the audio arrives than the video it belongs with
-            (positive: audio late).
-        audio_deadline_ms: longest wait for late audio after a frame (live streams).
+            (positive: audio late); |offset| <= 10 s.
+        audio_deadline_ms: longest wait for late audio after a frame (live streams),
+            0..10 s.
         realtime: play non-live sources at their own pace (otherwise as fast as possible).
         mode: "auto" (from the model's and the streams' modalities), "fused"
             (video-driven with audio), "video" (video-driven, no audio), "audio"
@@ -68,8 +94,10 @@ class PipelineConfig:
             (None: never).
         kernel_impl: pre-processing implementation ("auto", "numba", "reference", ...).
         streaming_mel: reuse log-mel frames between overlapping windows.
-        audio_ring_s: audio held per stream.
-        video_slots: frames held per stream.
+        audio_ring_s: audio held per stream (None: sized for the stream; a value too small
+            for the model window and offset is refused, never enlarged).
+        video_slots: frames held per stream (None: sized for the stream, see
+            `avfuse.engine.stream_build`).
         stats_interval_s: how often sinks get `on_stats`.
         nonlive_audio_wait_s: longest a file's frame waits for its audio (a safety net;
             files normally deliver audio in time).
@@ -91,8 +119,8 @@ class PipelineConfig:
     max_latency_ms: float | None = 1000.0
     kernel_impl: str = "auto"
     streaming_mel: bool = True
-    audio_ring_s: float = 10.0
-    video_slots: int = 8
+    audio_ring_s: float | None = None
+    video_slots: int | None = None
     stats_interval_s: float = 1.0
     nonlive_audio_wait_s: float = 2.0
     sync_monitor: bool = True
@@ -101,17 +129,23 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "fused", "audio", "video"):
             raise UsageError(f"unknown mode {self.mode!r}; use auto, fused, audio or video")
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UsageError(f"invalid pipeline setting: {f.name} must be finite, got {v}")
         checks = (
-            (self.audio_deadline_ms >= 0, "audio_deadline_ms must be >= 0"),
-            (self.step_ms > 0, "step_ms must be > 0"),
+            (abs(self.av_offset_ms) <= MAX_OFFSET_MS, "av_offset_ms must be within +-10000"),
+            (0 <= self.audio_deadline_ms <= MAX_OFFSET_MS, "audio_deadline_ms in 0..10000"),
+            (0 < self.step_ms <= 60_000, "step_ms must be in (0, 60000]"),
             (0 < self.min_audio_coverage <= 1, "min_audio_coverage must be in (0, 1]"),
-            (self.max_batch >= 1, "max_batch must be >= 1"),
-            (self.max_wait_ms >= 0, "max_wait_ms must be >= 0"),
-            (self.queue_depth >= 1, "queue_depth must be >= 1"),
+            (1 <= self.max_batch <= 1024, "max_batch must be in 1..1024"),
+            (0 <= self.max_wait_ms <= 10_000, "max_wait_ms must be in 0..10000"),
+            (1 <= self.queue_depth <= 1024, "queue_depth must be in 1..1024"),
             (self.max_latency_ms is None or self.max_latency_ms > 0, "max_latency_ms > 0"),
-            (self.audio_ring_s > 0, "audio_ring_s must be > 0"),
-            (self.video_slots >= 4, "video_slots must be >= 4"),
-            (self.stats_interval_s > 0, "stats_interval_s must be > 0"),
+            (self.audio_ring_s is None or 0 < self.audio_ring_s <= 3600, "audio_ring_s 0..3600"),
+            (self.video_slots is None or 4 <= self.video_slots <= 4096, "video_slots 4..4096"),
+            (0 < self.stats_interval_s <= 3600, "stats_interval_s must be in (0, 3600]"),
+            (self.nonlive_audio_wait_s > 0, "nonlive_audio_wait_s must be > 0"),
             (self.sync_tolerance_ms > 0, "sync_tolerance_ms must be > 0"),
         )
         for ok, msg in checks:
@@ -119,15 +153,36 @@ class PipelineConfig:
                 raise UsageError(f"invalid pipeline setting: {msg}")
 
 
+@dataclass(frozen=True)
+class SinkFailure:
+    """A sink that stopped working during a run (its later records were lost)."""
+
+    sink: Sink
+    error: BaseException
+
+    @property
+    def message(self) -> str:
+        e = self.error
+        what = f"[Errno {e.errno}] {e.strerror}" if isinstance(e, OSError) and e.strerror else e
+        return f"{self.sink.name}: {what}"
+
+
+def _is_epipe(e: BaseException) -> bool:
+    return isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE)
+
+
 class Pipeline:
     """Runs a loaded backend on one or many streams and reports to sinks.
 
     Args:
         streams: one entry per stream: a Source, or a sequence of Sources whose
-            modalities combine into one stream (e.g. a camera and a microphone).
+            modalities combine into one stream (e.g. a camera and a microphone). They
+            are opened here (so a bad source fails before any sink is opened).
         backend: a loaded Backend (its manifest says what the model takes).
-        sinks: where records, frames and stats go.
+        sinks: where records, frames and stats go; opened (`on_start`) when the run
+            begins.
         config: behaviour.
+        stop: a token that ends the run when requested (e.g. by a signal handler).
 
     Raises:
         UsageError: the backend is not loaded, or the model and the streams share no
@@ -141,6 +196,7 @@ class Pipeline:
         backend: Backend,
         sinks: Sequence[Sink] = (),
         config: PipelineConfig | None = None,
+        stop: StopToken | None = None,
     ) -> None:
         self.config = cfg = config or PipelineConfig()
         if backend.manifest is None:
@@ -151,7 +207,10 @@ class Pipeline:
         self.manifest = m = backend.manifest
         self.sinks = list(sinks)
         self.metrics = Metrics()
-        self._records: list[dict[str, Any]] = []
+        self._bell = Doorbell()
+        self.stop_token = stop or StopToken()
+        self.stop_token.attach(self._bell)
+        self._records: list[Record] = []
         self._mel = log_mel_kernel(m.audio, cfg.kernel_impl) if m.audio else None
         self._img = image_kernel(m.video, cfg.kernel_impl) if m.video else None
         groups = [[s] if isinstance(s, Source) else list(s) for s in streams]
@@ -162,7 +221,7 @@ class Pipeline:
                 manifest=m,
                 config=cfg,
                 mel_kernel=self._mel,
-                multi=len(groups) > 1,
+                bell=self._bell,
             )
             for i, g in enumerate(groups)
         ]
@@ -174,8 +233,12 @@ class Pipeline:
             b: {k: v[:b] for k, v in self._feeds.items()} for b in range(1, self._batch + 1)
         }
         self._cast = any(s.dtype != "float32" for s in m.inputs if s.name in self._feeds)
-        self._frame_sinks = [s for s in self.sinks if getattr(s, "wants_frames", False)]
-        self._failed_sinks: set[int] = set()
+        self._frame_sinks = [s for s in self.sinks if s.wants_frames]
+        self._dead: set[int] = set()
+        #: sinks that failed during the run, in order
+        self.sink_failures: list[SinkFailure] = []
+        #: True when a sink's stdout reader went away
+        self.stdout_closed = False
         self._output = next((o.name for o in m.outputs if o.name == "logits"), m.outputs[0].name)
         self.scheduler = Scheduler(
             streams=len(self.streams),
@@ -184,7 +247,6 @@ class Pipeline:
             max_wait_ms=cfg.max_wait_ms,
             on_drop=self._on_drop,
         )
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
         self._closed = False
@@ -192,7 +254,7 @@ class Pipeline:
         self.frames = 0
         self.events = 0
         #: the summary record, set at the end of the run
-        self.summary: dict[str, Any] | None = None
+        self.summary: Summary | None = None
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -202,9 +264,14 @@ class Pipeline:
             return self.config.max_batch
         b = min(fixed)
         if b < self.config.max_batch:
-            msg = f"the model has a fixed batch of {b}; micro-batches are capped at {b} "
-            self._records.append({"type": "warning", "source": "pipeline", "kind": "batch",
-                                  "modality": None, "message": msg})  # fmt: skip
+            self._records.append(
+                WarningRecord(
+                    source="pipeline",
+                    kind="batch",
+                    message=f"the model has a fixed batch of {b}; micro-batches are capped at {b}",
+                    model=self.manifest.name,
+                )
+            )
         return b
 
     def _make_feeds(self) -> dict[str, np.ndarray]:
@@ -228,6 +295,23 @@ class Pipeline:
                     self._img(frame, fmt.pixel_format, self._feeds[st.video_input][0])
         self._infer(1, [0])
         self.backend.reset_state()
+
+    def run_info(self) -> RunInfo:
+        """What the sinks are told at the start of the run."""
+        infos = []
+        for st in self.streams:
+            v, a = st.ingest.video_format, st.ingest.audio_format
+            infos.append(
+                StreamInfo(
+                    name=st.name,
+                    fps=v.fps if v else None,
+                    width=v.width if v else None,
+                    height=v.height if v else None,
+                    sample_rate=a.sample_rate if a else None,
+                    live=st.ingest.live,
+                )
+            )
+        return RunInfo(model=self.manifest.name, labels=self.manifest.labels, streams=tuple(infos))
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Pipeline:
@@ -255,14 +339,21 @@ class Pipeline:
             raise self.error
         return True
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, *, reason: str = "stop") -> None:
         """Ask the run to end (from any thread) and wait for the worker started by `start`."""
-        self._stop.set()
+        self.stop_token.request(reason)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def run(self) -> dict[str, Any]:
-        """Run in this thread until every stream ends or `stop()`; returns the summary.
+    @property
+    def stopped_by(self) -> str:
+        """Why the run ended (see `Summary.stopped_by`)."""
+        if self.error is not None and not isinstance(self.error, KeyboardInterrupt):
+            return "error"
+        return self.stop_token.reason or "end"
+
+    def run(self) -> Summary:
+        """Run in this thread until every stream ends or a stop; returns the summary record.
 
         Raises:
             KeyboardInterrupt: after a clean shutdown, when interrupted (Ctrl-C).
@@ -271,6 +362,11 @@ class Pipeline:
         try:
             self._begin()
             self._loop()
+        except BaseException as e:
+            self.error = e
+            if isinstance(e, KeyboardInterrupt):
+                self.stop_token.request("SIGINT")
+            raise
         finally:
             self._finish()
         assert self.summary is not None  # set by _finish; internal invariant
@@ -289,17 +385,23 @@ class Pipeline:
         self._started = True
         self._t_begin = now_ns()
         self._warmup()
+        info = self.run_info()
+        for s in self.sinks:
+            s.on_start(info)  # may raise (an unwritable path): nothing has run yet
         for st in self.streams:
             st.start()
         self._t_begin = now_ns()
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:
-        next_stats = now_ns() + int(self.config.stats_interval_s * 1e9)
+        bell, token = self._bell, self.stop_token
+        interval = int(self.config.stats_interval_s * 1e9)
+        next_stats = now_ns() + interval
         frames_at_tick = 0
-        while not self._stop.is_set():
+        while not token.requested:
+            bell.clear()  # before looking for work: a ring from now on is not lost
             now = now_ns()
-            self._emit_records(now)
+            self._emit_records()
             # sampled BEFORE pulling: a source that had finished has written everything
             ended = all(st.finished() for st in self.streams)
             pulled = 0
@@ -316,13 +418,26 @@ class Pipeline:
             ):
                 break
             else:
-                time.sleep(0.0005)
+                bell.wait((self._next_wake(now, next_stats) - now) / 1e9)
+            now = now_ns()
             if now >= next_stats:
                 dt = self.config.stats_interval_s
-                self._stats(now, (self.frames - frames_at_tick) / dt)
+                self._stats((self.frames - frames_at_tick) / dt)
                 frames_at_tick = self.frames
-                next_stats = now + int(dt * 1e9)
-        self._emit_records(now_ns())
+                next_stats = now + interval
+        self._emit_records()
+
+    def _next_wake(self, now: int, next_stats: int) -> int:
+        """The earliest moment the loop has something to do without being rung."""
+        wake = next_stats
+        for st in self.streams:
+            due = st.next_due()
+            if due is not None and due < wake:
+                wake = due
+        fill = self.scheduler.next_fill_ns()
+        if fill is not None and fill < wake:
+            wake = fill
+        return max(wake, now)
 
     def _on_drop(self, t: Ticket, reason: str) -> None:
         self.metrics.drop(reason)
@@ -346,17 +461,16 @@ class Pipeline:
         t2 = now_ns()
         self.metrics.record("inference", t2 - t1)
         logits = out[self._output]
-        records: list[dict[str, Any]] = []
+        records: list[Record] = []
         for i, t in enumerate(batch):
             st = self.streams[t.stream]
             it = t.item
-            lat = t2 - it.base_ns
             d = Decision(
                 stream_time_s=st.ingest.stream_time_s(it.time_ns),
                 logits=logits[i],
                 modalities=it.modalities,
                 degraded=it.degraded,
-                latency_ms=lat / 1e6,
+                latency_ms=(t2 - it.base_ns) / 1e6,
             )
             records.extend(st.post.push(d))
             self.frames += 1
@@ -388,58 +502,71 @@ class Pipeline:
         try:
             return self.backend.infer(feeds, streams=ids)
         except BackendError as e:
-            src = f"backend:{self.backend.name}"
-            self._send({"type": "fault", "source": src, "kind": "error", "modality": None,
-                        "message": str(e), "recoverable": False})  # fmt: skip
+            self._send(
+                FaultRecord(
+                    source=f"backend:{self.backend.name}",
+                    kind="error",
+                    message=str(e),
+                    recoverable=False,
+                    model=self.manifest.name,
+                )
+            )
             raise
 
     # ------------------------------------------------------------------ records, stats, end
-    def _send(self, record: dict[str, Any]) -> None:
-        if record.get("type") == "event":
+    def _send(self, record: Record, *, skip: Sink | None = None) -> None:
+        if isinstance(record, Event):
             self.events += 1
         for s in self.sinks:
-            self._call(s, "on_record", record)
+            if s is not skip:
+                self._call(s, "on_record", record)
 
     def _call(self, sink: Sink, hook: str, *args: Any) -> None:
-        """Call a sink hook; a sink that raises is reported and the run goes on."""
+        """Call a sink hook; a sink that raises is dropped and reported (see the module)."""
+        if id(sink) in self._dead:
+            return
         try:
             getattr(sink, hook)(*args)
-        except Exception as e:  # noqa: BLE001 - reported as a fault record below
-            self.metrics.count("sink_errors")
-            if id(sink) in self._failed_sinks:
-                return
-            self._failed_sinks.add(id(sink))
-            rec = {
-                "type": "fault",
-                "source": f"sink:{type(sink).__name__}",
-                "kind": "error",
-                "modality": None,
-                "message": f"{type(e).__name__}: {e}",
-                "recoverable": True,
-            }
-            for s in self.sinks:
-                if s is not sink:
-                    self._call(s, "on_record", rec)
+        except Exception as e:  # noqa: BLE001 - every sink failure becomes a fault record
+            self._sink_failed(sink, e)
 
-    def _emit_records(self, now: int) -> None:
+    def _sink_failed(self, sink: Sink, e: BaseException) -> None:
+        self._dead.add(id(sink))
+        if sink.to_stdout and _is_epipe(e):
+            self.stdout_closed = True
+            self.stop_token.request("stdout_closed")
+            message, kind = "the reader of stdout went away", "stdout_closed"
+        else:
+            self.metrics.count("sink_errors")
+            failure = SinkFailure(sink=sink, error=e)
+            self.sink_failures.append(failure)
+            message, kind = f"cannot write: {failure.message}; its records are lost", "error"
+            if sink.durable and not any(s.durable and id(s) not in self._dead for s in self.sinks):
+                self.stop_token.request("sinks_failed")
+        self._send(
+            FaultRecord(source=f"sink:{sink.name}", kind=kind, message=message, recoverable=False),
+            skip=sink,
+        )
+
+    def _emit_records(self) -> None:
         while self._records:
             self._send(self._records.pop(0))
         for st in self.streams:
-            for r in st.drain_records(now):
+            for r in st.drain_records():
                 self._send(r)
 
-    def _stats(self, now: int, fps: float) -> None:
-        stats = {
-            "fps": round(fps, 2),
-            "frames": self.frames,
-            "events": self.events,
-            "latency_ms": {
-                "p50": round(self._interval.percentile(50), 3),
-                "p99": round(self._interval.percentile(99), 3),
-            },
-            "drops": sum(self.metrics.drops.values()),
-            "streams": len(self.streams),
-        }
+    def _stats(self, fps: float) -> None:
+        stats = Stats(
+            fps=round(fps, 2),
+            frames=self.frames,
+            events=self.events,
+            latency_p50_ms=round(self._interval.percentile(50), 3),
+            latency_p99_ms=round(self._interval.percentile(99), 3),
+            drops=sum(self.metrics.drops.values()),
+            streams=len(self.streams),
+            labels={st.name: st.post.current_label for st in self.streams},
+            model=self.manifest.name,
+        )
         self._interval.reset()
         for s in self.sinks:
             self._call(s, "on_stats", stats)
@@ -456,7 +583,7 @@ class Pipeline:
         for t in self.scheduler.drain():
             self._on_drop(t, "shutdown")
         try:
-            self._emit_records(now_ns())
+            self._emit_records()
             for st in self.streams:
                 for r in st.post.push(None):
                     self._send(r)
@@ -464,12 +591,18 @@ class Pipeline:
             self._send(self.summary)
         finally:
             for s in self.sinks:
+                if id(s) in self._dead:
+                    continue
                 try:
                     s.close()
                 except Exception as e:  # noqa: BLE001 - one sink must not stop the others
-                    self.error = self.error or e
+                    self._dead.add(id(s))
+                    if s.to_stdout and _is_epipe(e):
+                        self.stdout_closed = True
+                    else:
+                        self.sink_failures.append(SinkFailure(sink=s, error=e))
 
-    def _summary(self) -> dict[str, Any]:
+    def _summary(self) -> Summary:
         cap = self.metrics.hist["capture_to_ring"]
         cap.reset()
         for st in self.streams:
@@ -481,20 +614,22 @@ class Pipeline:
                     drops[k] = drops.get(k, 0) + v
         m = self.metrics.as_dict()
         t0 = getattr(self, "_t_begin", now_ns())
-        return {
-            "type": "summary",
-            "frames": self.frames,
-            "events": self.events,
-            "drops": drops,
-            "latency_ms": m["latency_ms"],
-            "wall_s": round((now_ns() - t0) / 1e9, 3),
-            "batches": self.scheduler.batches,
-            "streams": [st.summary() for st in self.streams],
-        }
+        return Summary(
+            frames=self.frames,
+            events=self.events,
+            drops=drops,
+            sink_errors=self.metrics.counters.get("sink_errors", 0),
+            latency_ms=m["latency_ms"],
+            wall_s=round((now_ns() - t0) / 1e9, 3),
+            batches=self.scheduler.batches,
+            streams=tuple(st.summary() for st in self.streams),
+            stopped_by=self.stopped_by,
+            model=self.manifest.name,
+        )
 
     def table(self) -> str:
         """The latency table (for printing at exit)."""
         return self.metrics.table()
 
 
-__all__ = ["Pipeline", "PipelineConfig"]
+__all__ = ["Pipeline", "PipelineConfig", "SinkFailure"]

@@ -1,7 +1,7 @@
 """From per-frame logits to events: softmax, temporal smoothing, hysteresis.
 
 `PostProcessor` is a streaming object in the house shape: ``push(decision) ->
-list[event]``, ``push(None)`` flushes the open segment. One instance per stream.
+list[record]``, ``push(None)`` flushes the open segment. One instance per stream.
 
 Rules:
     * probabilities are the softmax of the logits, smoothed over frames by an
@@ -12,9 +12,12 @@ Rules:
       `off_threshold` (hysteresis) and no other label reaches `on_threshold`;
     * a segment closes when its score falls below `off_threshold`, another label
       takes over, or the stream ends (flush). Segments shorter than
-      `min_duration_s` are discarded; the "none" label never makes an event.
+      `min_duration_s` are discarded; the "none" label never makes an event;
+    * an `Onset` record is returned the moment an open segment has lasted
+      `min_duration_s` (so an onset is never withdrawn), the `Event` when it closes;
+      both carry the segment's `event_id`.
 
-An event record (the public contract):
+An event record (the public contract; `avfuse.engine.records.Event`):
     start       stream time (s) of the frame that opened the segment
     end         stream time (s) of the frame that closed it (at a flush: the last frame)
     score       mean smoothed probability of the label over the segment's frames
@@ -28,9 +31,14 @@ An event record (the public contract):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+
+from avfuse.engine.records import Event, Onset, Record
+from avfuse.errors import UsageError
+
+_EPS_S = 1e-6  # stream times are sums of frame periods: compare durations with slack
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,15 +66,15 @@ class PostprocessConfig:
 
     def __post_init__(self) -> None:
         if self.smoothing not in ("ema", "mean", "none"):
-            raise ValueError("smoothing must be 'ema', 'mean' or 'none'")
+            raise UsageError("smoothing must be 'ema', 'mean' or 'none'")
         if not 0 < self.ema_alpha <= 1:
-            raise ValueError("ema_alpha must be in (0, 1]")
+            raise UsageError("ema_alpha must be in (0, 1]")
         if self.mean_frames < 1:
-            raise ValueError("mean_frames must be >= 1")
+            raise UsageError("mean_frames must be >= 1")
         if not 0 <= self.off_threshold <= self.on_threshold <= 1:
-            raise ValueError("need 0 <= off_threshold <= on_threshold <= 1")
-        if self.min_duration_s < 0:
-            raise ValueError("min_duration_s must be >= 0")
+            raise UsageError("need 0 <= off_threshold <= on_threshold <= 1")
+        if not 0 <= self.min_duration_s < float("inf"):
+            raise UsageError("min_duration_s must be >= 0 and finite")
 
 
 @dataclass(slots=True)
@@ -102,8 +110,9 @@ class PostProcessor:
     Args:
         labels: the model's labels, in output order.
         config: thresholds and smoothing.
-        stream: stream name added to events as "stream" (None: single-stream, no key).
-        modality_order: order of `modalities` in events.
+        stream: stream id of the records.
+        model: model id of the records.
+        modality_order: order of `modalities` in records.
     """
 
     def __init__(
@@ -112,12 +121,15 @@ class PostProcessor:
         labels: tuple[str, ...] | list[str],
         config: PostprocessConfig | None = None,
         stream: str | None = None,
+        model: str | None = None,
         modality_order: tuple[str, ...] = ("audio", "video"),
     ) -> None:
         self.labels = tuple(labels)
         self.config = config or PostprocessConfig()
         self.stream = stream
+        self.model = model
         self._order = modality_order
+        self._event_id = 0
         n = len(self.labels)
         self._none = (
             self.labels.index(self.config.none_label)
@@ -137,6 +149,7 @@ class PostProcessor:
         self._seg_frames = 0
         self._seg_mods: set[str] = set()
         self._seg_degraded = False
+        self._onset_sent = False
         self._last_t = 0.0
         self._last_latency = 0.0
         self.top = -1
@@ -154,14 +167,15 @@ class PostProcessor:
         return self._smooth
 
     # ------------------------------------------------------------------ streaming
-    def push(self, decision: Decision | None) -> list[dict[str, Any]]:
-        """Add one decision; returns the events it closed. `None` flushes the open segment."""
+    def push(self, decision: Decision | None) -> list[Record]:
+        """Add one decision; returns the onsets it confirmed and the events it closed.
+
+        `None` flushes the open segment (its event, if long enough, is returned).
+        """
         if decision is None:
-            out: list[dict[str, Any]] = []
+            out: list[Record] = []
             if self._active >= 0:
-                ev = self._close(self._last_t)
-                if ev is not None:
-                    out.append(ev)
+                out.extend(self._close(self._last_t))
             self._reset()
             return out
         cfg = self.config
@@ -182,16 +196,14 @@ class PostProcessor:
         top = int(self._smooth.argmax())
         self.top = top
         self.top_score = float(self._smooth[top])
-        events: list[dict[str, Any]] = []
+        events: list[Record] = []
         if self._active >= 0:
             s = float(self._smooth[self._active])
             takeover = (
                 top != self._active and top != self._none and self.top_score >= (cfg.on_threshold)
             )
             if s < cfg.off_threshold or takeover:
-                ev = self._close(t)
-                if ev is not None:
-                    events.append(ev)
+                events.extend(self._close(t))
             else:
                 self._accumulate(s, decision)
         if self._active < 0 and top != self._none and self.top_score >= cfg.on_threshold:
@@ -201,8 +213,31 @@ class PostProcessor:
             self._seg_frames = 0
             self._seg_mods = set()
             self._seg_degraded = False
+            self._onset_sent = False
+            self._event_id += 1
             self._accumulate(self.top_score, decision)
+        if (
+            self._active >= 0
+            and not self._onset_sent
+            and t - self._start >= self.config.min_duration_s - _EPS_S
+        ):
+            self._onset_sent = True
+            events.append(self._onset(t))
         return events
+
+    def _onset(self, t: float) -> Onset:
+        return Onset(
+            event_id=self._event_id,
+            label=self.labels[self._active],
+            score=round(self._score_sum / max(self._seg_frames, 1), 3),
+            start=round(self._start, 3),
+            modalities=tuple(m for m in self._order if m in self._seg_mods),
+            degraded=self._seg_degraded,
+            latency_ms=round(self._last_latency, 1),
+            stream=self.stream,
+            model=self.model,
+            stream_time=round(t, 3),
+        )
 
     def _accumulate(self, score: float, d: Decision) -> None:
         self._score_sum += score
@@ -211,24 +246,30 @@ class PostProcessor:
             self._seg_mods.update(d.modalities)
         self._seg_degraded = self._seg_degraded or d.degraded
 
-    def _close(self, end: float) -> dict[str, Any] | None:
+    def _close(self, end: float) -> list[Record]:
+        """The open segment's records: its event, preceded by its onset if not yet sent."""
+        if end - self._start < self.config.min_duration_s - _EPS_S or self._seg_frames == 0:
+            self._active = -1
+            return []
+        out: list[Record] = [] if self._onset_sent else [self._onset(end)]
         label = self.labels[self._active]
         self._active = -1
-        if end - self._start < self.config.min_duration_s or self._seg_frames == 0:
-            return None
-        ev: dict[str, Any] = {
-            "type": "event",
-            "label": label,
-            "score": round(self._score_sum / self._seg_frames, 3),
-            "start": round(self._start, 3),
-            "end": round(end, 3),
-            "modalities": [m for m in self._order if m in self._seg_mods],
-            "degraded": self._seg_degraded,
-            "latency_ms": round(self._last_latency, 1),
-        }
-        if self.stream is not None:
-            ev["stream"] = self.stream
-        return ev
+        out.append(
+            Event(
+                event_id=self._event_id,
+                label=label,
+                score=round(self._score_sum / self._seg_frames, 3),
+                start=round(self._start, 3),
+                end=round(end, 3),
+                modalities=tuple(m for m in self._order if m in self._seg_mods),
+                degraded=self._seg_degraded,
+                latency_ms=round(self._last_latency, 1),
+                stream=self.stream,
+                model=self.model,
+                stream_time=round(end, 3),
+            )
+        )
+        return out
 
 
 __all__ = ["Decision", "PostProcessor", "PostprocessConfig", "softmax"]

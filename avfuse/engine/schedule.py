@@ -167,6 +167,16 @@ class Scheduler:
         self.batches += 1
         return batch
 
+    def next_fill_ns(self) -> int | None:
+        """When a batch held back to fill up (several streams) must go anyway, or None."""
+        if self.streams == 1:
+            return None
+        oldest = None
+        for q in self._queues:
+            if q and (oldest is None or q[0].enqueued_ns < oldest):
+                oldest = q[0].enqueued_ns
+        return None if oldest is None else oldest + self.max_wait_ns
+
     def drain(self) -> list[Ticket]:
         """Remove and return everything queued (oldest first per stream)."""
         out: list[Ticket] = []

@@ -9,8 +9,10 @@ one definition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from avfuse.engine.records import Record
 
 __all__ = ["score_events"]
 
@@ -21,19 +23,23 @@ def _overlaps(ev: Mapping[str, Any], tr: Mapping[str, Any], tol: float) -> bool:
     )
 
 
-def _events_only(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _events_only(records: Iterable[Record | Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Keep event records (a JSONL stream also carries warnings, faults, summaries)."""
-    return [r for r in records if r.get("type", "event") == "event" and r.get("label") != "none"]
+    dicts = [r.to_dict() if isinstance(r, Record) else r for r in records]
+    return [r for r in dicts if r.get("type", "event") == "event" and r.get("label") != "none"]
 
 
 def score_events(
-    events: list[dict[str, Any]], truth: list[dict[str, Any]], *, tolerance_s: float = 0.5
+    events: Sequence[Record | Mapping[str, Any]],
+    truth: Sequence[Mapping[str, Any]],
+    *,
+    tolerance_s: float = 0.5,
 ) -> dict[str, Any]:
     """Compare events with ground truth.
 
     Args:
-        events: event records ({"label", "start", "end", ...}, stream seconds); records
-            whose "type" is not "event" and "none" labels are ignored.
+        events: event records (typed `Event`s, or their JSON form {"label", "start",
+            "end", ...}, stream seconds); other records and "none" labels are ignored.
         truth: ground-truth records ({"label", "start", "end"}, stream seconds), e.g.
             `SyntheticSource.truth()` or the JSON that `render_scene_to_file` writes.
         tolerance_s: how far outside a scripted interval an event may lie and still match.

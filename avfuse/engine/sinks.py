@@ -1,21 +1,28 @@
-"""Sinks: where records (events, warnings, faults, summary) and annotated frames go.
+"""Sinks: where records (onsets, events, warnings, faults, summary) and annotated frames go.
 
-A sink receives JSON-ready dicts with a "type" ("event", "warning", "fault",
-"summary", ...), optionally every processed frame with its overlay, and a stats
-dict about once a second. Sinks run on the pipeline's worker thread, after
-inference; a slow sink shows up in the "sink" latency stage.
+A sink receives typed records (`avfuse.engine.records`), optionally every processed
+frame with its overlay, and a `Stats` record about once a second. Sinks run on the
+pipeline's worker thread, after inference; a slow sink shows up in the "sink"
+latency stage.
 
-    console        events as readable lines on stdout, a live status line on stderr (TTY)
+    console        onsets and events as readable lines on stdout, warnings and faults on
+                   stderr, a live status line on stderr (TTY)
     jsonl:PATH     every record as one JSON object a line (PATH "-" is stdout)
     video:PATH     annotated video file (label, score, audio level on every frame)
     window         a live OpenCV window (needs a display and a GUI build of OpenCV)
 
-`make_sink("jsonl:out.jsonl")` parses the CLI's --sink values.
+Life cycle: `make_sink(spec)` only parses and checks the spec (no file is touched);
+the pipeline calls `on_start(info)` once its sources and model are open, and that is
+where a sink opens its file. So a bad input never truncates an output file.
+
+Failures: a sink hook that raises is the pipeline's business (see `Pipeline`): the
+sink is dropped, the others get a `fault` record, and a `durable` sink that failed
+makes the run fail, since its records were lost. A sink writing to stdout whose
+reader went away raises `BrokenPipeError`, which ends the run quietly (exit 141).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -25,7 +32,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from avfuse.errors import SourceError, UsageError
+from avfuse.engine.records import Event, FaultRecord, Onset, Record, RunInfo, Stats, WarningRecord
+from avfuse.errors import UsageError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,132 +49,172 @@ class FrameOverlay:
 
 
 class Sink:
-    """Base sink: every hook is optional; override what the sink needs."""
+    """Base sink: every hook is optional; override what the sink needs.
 
-    #: True when the sink wants `on_frame` calls (they cost a frame copy/draw)
+    Attributes:
+        name: how messages name the sink (its --sink spec).
+        wants_frames: the sink wants `on_frame` calls (they cost a frame copy/draw).
+        durable: losing what this sink writes fails the run (files, stdout, network).
+        path: the file it writes, if any (checked against the sources' paths).
+        to_stdout: it writes to stdout (a closed reader ends the run with 141).
+    """
+
+    name: str = "sink"
     wants_frames: bool = False
+    durable: bool = True
+    path: Path | None = None
+    to_stdout: bool = False
 
-    def on_start(self, info: dict[str, Any]) -> None:
-        """Called once before the first frame: {"fps": float, "width": int, "height": int,
-        "labels": [...], "model": str, "source": str}; keys may be missing."""
+    def on_start(self, info: RunInfo) -> None:
+        """Called once, after sources and model are open and before the first frame."""
 
-    def on_record(self, record: dict[str, Any]) -> None:
-        """An event, warning, fault or summary record."""
+    def on_record(self, record: Record) -> None:
+        """An onset, event, warning, fault or summary record."""
 
     def on_frame(self, frame: np.ndarray, overlay: FrameOverlay) -> None:
         """A processed frame (bgr24) with its overlay; only when `wants_frames`."""
 
-    def on_stats(self, stats: dict[str, Any]) -> None:
-        """Live statistics, about once a second: fps, latency p50/p99 (ms), drops."""
+    def on_stats(self, stats: Stats) -> None:
+        """Live statistics, about once a second."""
 
     def close(self) -> None:
-        """Flush and release; called once at the end of the run, also after Ctrl-C."""
+        """Flush and release; called once at the end of the run, also after a signal."""
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+def _check_output_path(spec: str, path: Path) -> None:
+    """Refuse a path that cannot be a file: a folder, or under a regular file."""
+    if path.is_dir():
+        raise UsageError(f"--sink {spec}: {path} is a folder; give a file name in it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(
+                    f"--sink {spec}: {parent} is a file, not a folder; choose a path in a folder"
+                )
+            break
 
 
-def record_line(record: dict[str, Any]) -> str:
-    """One record as its JSON line (compact, key order kept, NaN refused)."""
-    return json.dumps(record, default=_json_default, allow_nan=False, separators=(", ", ": "))
+def _cannot_open(spec: str, path: Path, e: OSError) -> UsageError:
+    return UsageError(
+        f"--sink {spec}: cannot write {path}: {e.strerror or e}; choose a writable path"
+    )
 
 
 class JsonlSink(Sink):
     """Every record as one JSON object a line; flushed per line so nothing is lost on a crash."""
 
     def __init__(self, *, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path == "-":
-            self._file: TextIO = sys.stdout
-            self._owns = False
-        else:
-            try:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
-            except OSError as e:
-                raise UsageError(
-                    f"cannot write the JSONL sink file {self.path}: {e.strerror}; "
-                    "choose a writable path"
-                ) from e
-            self._owns = True
+        text = str(path)
+        self.name = f"jsonl:{text}"
+        self.to_stdout = text == "-"
+        self.path = None if self.to_stdout else Path(text)
+        if self.path is not None:
+            _check_output_path(self.name, self.path)
+        self._file: TextIO | None = None
 
-    def on_record(self, record: dict[str, Any]) -> None:
-        self._file.write(record_line(record) + "\n")
-        self._file.flush()
+    def on_start(self, info: RunInfo) -> None:
+        if self.to_stdout:
+            self._file = sys.stdout
+            return
+        assert self.path is not None  # not stdout
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        except OSError as e:
+            raise _cannot_open(self.name, self.path, e) from e
+
+    def on_record(self, record: Record) -> None:
+        f = self._file
+        if f is None:
+            raise RuntimeError(f"{self.name} was not started")
+        f.write(record.json_line() + "\n")
+        f.flush()
 
     def close(self) -> None:
-        if self._owns and not self._file.closed:
-            self._file.close()
+        f, self._file = self._file, None
+        if f is not None and not self.to_stdout:
+            f.close()  # raises if the last flush fails: the run reports it
 
 
 class MemorySink(Sink):
     """Keeps every record in memory (for the Python API and tests)."""
 
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
+    name = "memory"
+    durable = False
 
-    def on_record(self, record: dict[str, Any]) -> None:
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.info: RunInfo | None = None
+
+    def on_start(self, info: RunInfo) -> None:
+        self.info = info
+
+    def on_record(self, record: Record) -> None:
         self.records.append(record)
 
     @property
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[Event]:
         """The event records, in order."""
-        return [r for r in self.records if r.get("type") == "event"]
+        return [r for r in self.records if isinstance(r, Event)]
 
 
-def format_event(record: dict[str, Any]) -> str:
-    """Human-readable one-line form of an event record."""
-    mods = "+".join(record.get("modalities", [])) or "-"
-    flag = "  DEGRADED" if record.get("degraded") else ""
-    latency = record.get("latency_ms", 0.0)
+def format_event(record: Event | Onset, *, with_stream: bool = False) -> str:
+    """Human-readable one-line form of an event (start-end) or onset (start-, "(on)")."""
+    mods = "+".join(record.modalities) or "-"
+    flag = "  DEGRADED" if record.degraded else ""
+    if isinstance(record, Onset):
+        span, tail = f"{record.start:8.2f}-  ...", "  (onset)"
+    else:
+        span, tail = f"{record.start:8.2f}-{record.end:.2f}", ""
+    where = f"  [{record.stream}]" if with_stream and record.stream else ""
     return (
-        f"{record['start']:8.2f}-{record['end']:.2f} s  {record['label']!r:>7}  "
-        f"score {record['score']:.2f}  {mods:<11} {latency:6.1f} ms{flag}"
+        f"{span} s  {record.label!r:>7}  score {record.score:.2f}  {mods:<11} "
+        f"{record.latency_ms:6.1f} ms{flag}{tail}{where}"
     )
 
 
 class ConsoleSink(Sink):
-    """Events as readable lines on stdout; warnings/faults on stderr; a live line on a TTY."""
+    """Onsets and events as lines on stdout; warnings/faults on stderr; a live line on a TTY."""
+
+    name = "console"
+    to_stdout = True
 
     def __init__(
         self, *, out: TextIO | None = None, err: TextIO | None = None, live: bool | None = None
     ) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.to_stdout = out is None
         self.live = self.err.isatty() if live is None else live
         self._status_shown = False
+        self._multi = False
+
+    def on_start(self, info: RunInfo) -> None:
+        self._multi = len(info.streams) > 1
 
     def _clear_status(self) -> None:
         if self._status_shown:
             self.err.write("\r\033[K")
             self._status_shown = False
 
-    def on_record(self, record: dict[str, Any]) -> None:
-        kind = record.get("type")
-        self._clear_status()
-        if kind == "event":
-            self.out.write(format_event(record) + "\n")
+    def on_record(self, record: Record) -> None:
+        if isinstance(record, (Event, Onset)):
+            self._clear_status()
+            self.out.write(format_event(record, with_stream=self._multi) + "\n")
             self.out.flush()
-        elif kind in ("warning", "fault"):
-            src = f" [{record['source']}]" if record.get("source") else ""
-            what = f" {record['kind']}" if record.get("kind") else ""
-            self.err.write(f"{kind}{src}{what}: {record.get('message', '')}\n")
+        elif isinstance(record, (WarningRecord, FaultRecord)):
+            self._clear_status()
+            src = f" [{record.source}]" if record.source else ""
+            self.err.write(f"{record.type}{src} {record.kind}: {record.message}\n")
             self.err.flush()
 
-    def on_stats(self, stats: dict[str, Any]) -> None:
+    def on_stats(self, stats: Stats) -> None:
         if not self.live:
             return
+        labels = " ".join(lab or "-" for lab in stats.labels.values())
         line = (
-            f"{stats.get('fps', 0.0):5.1f} fps  latency p50 {stats.get('p50_ms', 0.0):5.1f} "
-            f"p99 {stats.get('p99_ms', 0.0):5.1f} ms  drops {stats.get('drops', 0)}  "
-            f"{stats.get('label') or '':>6}"
+            f"{stats.fps:5.1f} fps  latency p50 {stats.latency_p50_ms:5.1f} "
+            f"p99 {stats.latency_p99_ms:5.1f} ms  drops {stats.drops}  {labels}"
         )
         self.err.write("\r\033[K" + line)
         self.err.flush()
@@ -212,52 +260,78 @@ def _draw_overlay(canvas: np.ndarray, ov: FrameOverlay) -> None:
 
 
 class VideoFileSink(Sink):
-    """Annotated video file: each processed frame with label, score and audio level drawn on."""
+    """Annotated video file (PyAV/FFmpeg): each processed frame with label, score and level.
+
+    Written at the frame rate of the stream (from `on_start`) unless `fps` is given, so
+    the file plays at the source's speed. Write errors (disk full, folder gone) raise.
+    """
 
     wants_frames = True
 
     def __init__(self, *, path: str | Path, fps: float | None = None) -> None:
         self.path = Path(path)
+        self.name = f"video:{path}"
         if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv"):
-            raise UsageError(f"video sink path {self.path} must end in .mp4, .avi or .mkv")
+            raise UsageError(f"--sink {self.name}: the path must end in .mp4, .avi or .mkv")
+        _check_output_path(self.name, self.path)
         self.fps = fps
-        self._writer: Any = None
+        self._container: Any = None
+        self._stream: Any = None
         self._canvas: np.ndarray | None = None
         self.frames_written = 0
 
-    def on_start(self, info: dict[str, Any]) -> None:
-        if self.fps is None and info.get("fps"):
-            self.fps = float(info["fps"])
+    def on_start(self, info: RunInfo) -> None:
+        import av
 
-    def _open(self, shape: tuple[int, ...]) -> None:
-        import cv2
+        if self.fps is None:
+            self.fps = info.fps or 30.0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self.path), "w")
+        except OSError as e:
+            raise _cannot_open(self.name, self.path, e) from e
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = cv2.VideoWriter_fourcc(*("XVID" if self.path.suffix == ".avi" else "mp4v"))
-        self._writer = cv2.VideoWriter(
-            str(self.path), fourcc, float(self.fps or 30.0), (shape[1], shape[0])
-        )
-        if not self._writer.isOpened():
-            raise SourceError(f"OpenCV cannot write {self.path}; check the folder is writable")
+    def _open_stream(self, shape: tuple[int, ...]) -> None:
+        from fractions import Fraction
+
+        import av
+
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        rate = Fraction(self.fps or 30.0).limit_denominator(1001)
+        st = self._container.add_stream(codec, rate=rate)
+        st.width, st.height = shape[1] & ~1, shape[0] & ~1  # yuv420p needs even sizes
+        st.pix_fmt = "yuv420p"
+        self._stream = st
         self._canvas = np.empty(shape, np.uint8)
 
     def on_frame(self, frame: np.ndarray, overlay: FrameOverlay) -> None:
-        if frame.ndim != 3:
+        import av
+
+        if frame.ndim != 3 or self._container is None:
             return
-        if self._canvas is None or self._canvas.shape != frame.shape:
-            if self._writer is not None:
-                return  # the size changed mid-stream; a video file cannot follow it
-            self._open(frame.shape)
-        assert self._canvas is not None  # set by _open
+        if self._canvas is None:
+            self._open_stream(frame.shape)
+        assert self._canvas is not None and self._stream is not None  # set by _open_stream
+        if self._canvas.shape != frame.shape:
+            return  # streams keep their opened size (the ingest converts frames)
         np.copyto(self._canvas, frame)
         _draw_overlay(self._canvas, overlay)
-        self._writer.write(self._canvas)
+        h, w = self._stream.height, self._stream.width
+        vf = av.VideoFrame.from_ndarray(self._canvas[:h, :w], format="bgr24")
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
         self.frames_written += 1
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        c, self._container = self._container, None
+        if c is None:
+            return
+        try:
+            if self._stream is not None:
+                for packet in self._stream.encode():
+                    c.mux(packet)
+        finally:
+            c.close()
 
 
 def gui_available() -> bool:
@@ -274,7 +348,9 @@ def gui_available() -> bool:
 class WindowSink(Sink):
     """A live OpenCV window showing the annotated frames (`--show`)."""
 
+    name = "window"
     wants_frames = True
+    durable = False
 
     def __init__(self, *, title: str = "avfuse") -> None:
         if not gui_available():
@@ -303,7 +379,10 @@ class WindowSink(Sink):
 
 
 def make_sink(spec: str) -> Sink:
-    """Build a sink from a --sink value: console, jsonl:PATH, video:PATH, window."""
+    """Build a sink from a --sink value: console, jsonl:PATH, video:PATH, window.
+
+    Only parses and checks the spec; nothing is opened until `on_start`.
+    """
     kind, _, arg = spec.partition(":")
     if kind == "console" and not arg:
         return ConsoleSink()
@@ -316,3 +395,17 @@ def make_sink(spec: str) -> Sink:
     raise UsageError(
         f"unknown sink {spec!r}; use console, jsonl:PATH (- for stdout), video:PATH.mp4 or window"
     )
+
+
+__all__ = [
+    "ConsoleSink",
+    "FrameOverlay",
+    "JsonlSink",
+    "MemorySink",
+    "Sink",
+    "VideoFileSink",
+    "WindowSink",
+    "format_event",
+    "gui_available",
+    "make_sink",
+]

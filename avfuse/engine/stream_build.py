@@ -1,7 +1,11 @@
 """Building a stream: open its sources, check them against the model, size its rings.
 
 Separate from `streams.py` (what a stream does per frame) because it runs once, at
-start, and is where every format contradiction is rejected with a fix.
+start, and is where every format contradiction is rejected with a fix. Ring sizes
+left unset in the config are sized for the stream (frames wait in the ring for
+their audio: offset + deadline of them, at the stream's frame rate); a size the user
+set is used as it is, or refused when it is too small for the stream, never
+enlarged behind their back.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from avfuse.engine.control import Doorbell
 from avfuse.engine.ingest import Ingest, IngestConfig, IngestPort
 from avfuse.engine.sources.base import Source
 from avfuse.engine.streams import Stream
@@ -45,7 +50,7 @@ def build_stream(
     manifest: Manifest,
     config: PipelineConfig,
     mel_kernel: LogMelKernel | None,
-    multi: bool,
+    bell: Doorbell | None = None,
 ) -> Stream:
     """Open the sources, check their formats against the model, and build the stream."""
     if not sources:
@@ -66,15 +71,8 @@ def build_stream(
         )
     live = any(inf.live for inf in infos)
     paced = live or config.realtime
-    slots = config.video_slots
-    if vfmt is not None and paced:
-        # frames wait in the ring for their audio: hold at least offset + deadline of them
-        wait_s = max(config.av_offset_ms, 0.0) / 1e3 + config.audio_deadline_ms / 1e3 + 0.15
-        slots = max(slots, math.ceil(wait_s * vfmt.fps) + config.queue_depth + 4)
-    elif vfmt is not None:
-        slots = max(slots, 32)
-    window_s = manifest.audio.window_s if manifest.audio else 1.0
-    ring_s = max(config.audio_ring_s, 2 * window_s + abs(config.av_offset_ms) / 1e3 + 1.0)
+    slots = _video_slots(config, vfmt, paced=paced, name=name)
+    ring_s = _audio_ring_s(config, manifest, name=name)
     ingest = Ingest(
         name=name,
         audio=afmt,
@@ -86,6 +84,7 @@ def build_stream(
             backpressure=not paced,
             realtime=config.realtime,
         ),
+        bell=bell,
     )
     ports = [IngestPort(ingest, audio=i == a_src, video=i == v_src) for i in range(len(sources))]
     return Stream(
@@ -97,8 +96,42 @@ def build_stream(
         manifest=manifest,
         config=config,
         mel_kernel=mel_kernel,
-        multi=multi,
     )
+
+
+def _video_slots(config: PipelineConfig, vfmt: object, *, paced: bool, name: str) -> int:
+    """Frame-ring slots: enough for the frames that wait for their audio (see module)."""
+    if vfmt is None:
+        return config.video_slots or 8
+    if paced:
+        wait_s = max(config.av_offset_ms, 0.0) / 1e3 + config.audio_deadline_ms / 1e3 + 0.15
+        need = math.ceil(wait_s * vfmt.fps) + config.queue_depth + 4  # type: ignore[attr-defined]
+    else:
+        need = 32  # files: room to read ahead while frames wait for their audio
+    if config.video_slots is None:
+        return max(need, 8)
+    if config.video_slots < need:
+        raise UsageError(
+            f"video_slots={config.video_slots} is too small for stream {name!r}: frames wait "
+            f"in the ring for their audio, which needs at least {need} slots here; set "
+            f"video_slots >= {need} or leave it unset"
+        )
+    return config.video_slots
+
+
+def _audio_ring_s(config: PipelineConfig, manifest: Manifest, *, name: str) -> float:
+    """Seconds of audio held: two model windows plus the A/V offset plus a second."""
+    window_s = manifest.audio.window_s if manifest.audio else 1.0
+    need = 2 * window_s + abs(config.av_offset_ms) / 1e3 + 1.0
+    if config.audio_ring_s is None:
+        return max(10.0, need)
+    if config.audio_ring_s < need:
+        raise UsageError(
+            f"audio_ring_s={config.audio_ring_s:g} is too small for stream {name!r}: it must "
+            f"hold two {window_s:g} s model windows plus the {config.av_offset_ms:g} ms A/V "
+            f"offset and a second of slack; set audio_ring_s >= {need:g} or leave it unset"
+        )
+    return config.audio_ring_s
 
 
 __all__ = ["build_stream"]

@@ -18,6 +18,7 @@ from avfuse.backends import create_backend
 from avfuse.backends.ort import OnnxRuntimeBackend
 from avfuse.engine.clock import now_ns
 from avfuse.engine.pipeline import Pipeline, PipelineConfig
+from avfuse.engine.records import Record, RunInfo, Stats
 from avfuse.engine.sinks import FrameOverlay, Sink
 from avfuse.engine.sources.base import (
     AudioFormat,
@@ -284,41 +285,51 @@ class ScriptedSource(Source):
 
 
 class Collect(Sink):
-    """Keeps every record, stats dict and frame overlay."""
+    """Keeps every record, stats record and frame overlay, and the run info."""
 
     wants_frames = True
+    durable = False
 
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.stats: list[dict[str, Any]] = []
+        self.records: list[Record] = []
+        self.stats: list[Stats] = []
         self.overlays: list[FrameOverlay] = []
+        self.info: RunInfo | None = None
         self.closed = 0
 
-    def on_record(self, record: dict[str, Any]) -> None:
+    def on_start(self, info: RunInfo) -> None:
+        self.info = info
+
+    def on_record(self, record: Record) -> None:
         self.records.append(record)
 
     def on_frame(self, frame: np.ndarray, overlay: FrameOverlay) -> None:
         assert frame.shape == (120, 160, 3)
         self.overlays.append(overlay)
 
-    def on_stats(self, stats: dict[str, Any]) -> None:
+    def on_stats(self, stats: Stats) -> None:
         self.stats.append(stats)
 
     def close(self) -> None:
         self.closed += 1
 
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["type"] == kind]
+    def of(self, kind: str) -> list[Any]:
+        return [r for r in self.records if r.type == kind]
 
 
 # ---------------------------------------------------------------------- tests
 
 
+#: kernels the pipeline tests run on; tests/engine/test_pipeline.py runs each test on both
+KERNELS = {"impl": "reference"}
+
+
 def config(**kw: Any) -> PipelineConfig:
-    """Pipeline settings for tests: the reference kernels (the definition; no JIT wait)."""
-    kw.setdefault("kernel_impl", "reference")
+    """Pipeline settings for tests: the reference kernels unless a test module asks for more."""
+    kw.setdefault("kernel_impl", KERNELS["impl"])
     return PipelineConfig(**kw)
 
 
-def run(srcs: list[Any], backend: Any, sink: Sink, **kw: Any) -> dict[str, Any]:
+def run(srcs: list[Any], backend: Any, sink: Sink, **kw: Any) -> Any:
+    """Run a pipeline to the end; returns the summary record."""
     return Pipeline(streams=srcs, backend=backend, sinks=[sink], config=config(**kw)).run()

@@ -27,12 +27,12 @@ def test_audio_fault_degrades_and_the_run_goes_on(backend) -> None:
     src = ScriptedSource(duration_s=3.0, card=(2.0, 2.6), audio_fault_at=1.0)
     summary = run([src], backend, sink)
     faults = sink.of("fault")
-    assert len(faults) == 1 and faults[0]["modality"] == "audio"
-    assert "unplugged" in faults[0]["message"] and faults[0]["recoverable"] is False
+    assert len(faults) == 1 and faults[0].modality == "audio"
+    assert "unplugged" in faults[0].message and faults[0].recoverable is False
     ev = sink.of("event")
-    assert [e["label"] for e in ev] == ["3"]
-    assert ev[0]["degraded"] is True and ev[0]["modalities"] == ["video"]
-    assert summary["frames"] == 90
+    assert [e.label for e in ev] == ["3"]
+    assert ev[0].degraded is True and ev[0].modalities == ("video",)
+    assert summary.frames == 90
 
 
 def test_source_crash_is_a_fault_record_not_a_crash(backend) -> None:
@@ -40,9 +40,9 @@ def test_source_crash_is_a_fault_record_not_a_crash(backend) -> None:
     src = ScriptedSource(duration_s=3.0, card=(0.5, 1.0), raise_at=1.5)
     summary = run([src], backend, sink)
     faults = sink.of("fault")
-    assert len(faults) == 1 and "camera driver crashed" in faults[0]["message"]
-    assert 40 <= summary["frames"] <= 46
-    assert [e["label"] for e in sink.of("event")] == ["3"]
+    assert len(faults) == 1 and "camera driver crashed" in faults[0].message
+    assert 40 <= summary.frames <= 46
+    assert [e.label for e in sink.of("event")] == ["3"]
     assert sink.closed == 1
 
 
@@ -50,18 +50,18 @@ def test_audio_gap_is_reported_and_marked(backend) -> None:
     sink = Collect()
     src = ScriptedSource(duration_s=3.0, card=None, audio_gap=(1.0, 1.5))
     summary = run([src], backend, sink)
-    assert summary["streams"][0]["audio_gaps"] == 1
-    assert summary["streams"][0]["audio_gap_samples"] == 8000
-    warnings = [w for w in sink.of("warning") if w["kind"] == "audio_gap"]
-    assert len(warnings) == 1 and "8000" in warnings[0]["message"]
+    assert summary.streams[0]["audio_gaps"] == 1
+    assert summary.streams[0]["audio_gap_samples"] == 8000
+    warnings = [w for w in sink.of("warning") if w.kind == "audio_gap"]
+    assert len(warnings) == 1 and "8000" in warnings[0].message
 
 
 def test_realtime_plays_a_file_at_its_own_pace(backend) -> None:
     sink = Collect()
     summary = run([ScriptedSource(duration_s=1.0, card=None)], backend, sink, realtime=True)
     # the last frame is at 0.967 s of stream time and is not let in before then
-    assert summary["wall_s"] >= 0.95
-    assert summary["frames"] + sum(summary["drops"].values()) == 30
+    assert summary.wall_s >= 0.95
+    assert summary.frames + sum(summary.drops.values()) == 30
 
 
 def test_overload_keeps_latency_bounded(manifest_path: Path) -> None:
@@ -72,17 +72,17 @@ def test_overload_keeps_latency_bounded(manifest_path: Path) -> None:
         summary = run([src], be, sink, queue_depth=2, max_batch=1)
     finally:
         be.close()
-    frames = summary["frames"]
-    drops = summary["drops"]
+    frames = summary.frames
+    drops = summary.drops
     # 60 frames at 30 fps against ~10 inferences a second: most are dropped, counted
     assert frames + sum(drops.values()) >= 60 - 2
     assert drops.get("queue_full", 0) > 20
     # an unbounded backlog would reach ~4 s; latest-wins keeps it to a few inferences
-    worst_ms = summary["latency_ms"]["end_to_end"]["max"]
+    worst_ms = summary.latency_ms["end_to_end"]["max"]
     assert worst_ms < 1500
     # live statistics about once a second
     assert len(sink.stats) in (1, 2, 3)
-    assert sink.stats[0]["drops"] > 0 and sink.stats[0]["latency_ms"]["p99"] > 0
+    assert sink.stats[0].drops > 0 and sink.stats[0].latency_p99_ms > 0
 
 
 def test_stop_from_another_thread(backend) -> None:
@@ -92,8 +92,8 @@ def test_stop_from_another_thread(backend) -> None:
     time.sleep(0.5)
     p.stop()
     assert p.wait(5.0)
-    assert p.summary is not None and p.summary["frames"] > 0
-    assert sink.closed == 1 and sink.records[-1]["type"] == "summary"
+    assert p.summary is not None and p.summary.frames > 0
+    assert sink.closed == 1 and sink.records[-1].type == "summary"
     assert src.stopping.is_set()
 
 
@@ -107,8 +107,8 @@ def test_ctrl_c_flushes_and_closes(backend) -> None:
         p.run()
     timer.cancel()
     # the open "3" segment was flushed into an event, then the summary, then close
-    assert [e["label"] for e in sink.of("event")] == ["3"]
-    assert sink.records[-1]["type"] == "summary" and sink.closed == 1
+    assert [e.label for e in sink.of("event")] == ["3"]
+    assert sink.records[-1].type == "summary" and sink.closed == 1
 
 
 def test_wrong_rate_and_missing_modality_are_rejected(backend) -> None:
@@ -143,7 +143,7 @@ def test_recurrent_state_is_carried_per_stream_and_reset_after_a_gap(tmp_path: P
     try:
         src = ScriptedSource(name="cam", duration_s=3.0, card=None, audio_gap=(1.0, 1.5))
         summary = run([src], be, Collect())
-        assert summary["streams"][0]["audio_gaps"] == 1
+        assert summary.streams[0]["audio_gaps"] == 1
         # state was carried under the stream's name, and reset for it after the gap
         assert "cam" in be._state
         assert "cam" in be.resets

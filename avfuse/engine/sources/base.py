@@ -88,6 +88,8 @@ class FrameSink(Protocol):
     def status(self, status: SourceStatus) -> None:
         """A lifecycle change or fault."""
 
+    # optional: source_finished() -> None, called once after the source's thread ended
+
 
 class Source(ABC):
     """Base of all sources. Subclasses implement `_open`, `_run` and optionally `_close`.
@@ -154,6 +156,9 @@ class Source(ABC):
             )
         finally:
             self.finished.set()
+            done = getattr(sink, "source_finished", None)
+            if done is not None:  # wake a consumer that sleeps until sources end
+                done()
 
     def __enter__(self) -> Source:
         self.open()
