@@ -99,10 +99,11 @@ class Aligner:
 
     def window_for(self, video_host_ns: int) -> Window | None:
         """The audio window for a frame at `video_host_ns`; None before any audio arrived."""
-        if not self.clock.ready:
+        fit = self.clock.fit  # one snapshot: a reset on the capture thread cannot split it
+        if fit is None:
             return None
         target = video_host_ns + self.av_offset_ns
-        exact = self.clock.host_to_index(target)
+        exact = self.clock.host_to_index(target, fit)
         end = int(np.floor(exact / self.hop)) * self.hop
         return Window(
             start_index=end - self.window_samples,

@@ -205,6 +205,8 @@ class ScriptedSource(Source):
         audio_gap: tuple[float, float] | None = None,
         rate: int = FS,
         forever: bool = False,
+        fps: float = FPS,
+        video_gap: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(name=name)
         self.duration_s = duration_s
@@ -218,6 +220,8 @@ class ScriptedSource(Source):
         self.audio_gap = audio_gap
         self.rate = rate
         self.forever = forever
+        self.fps = fps
+        self.video_gap = video_gap
         self.block = 320
         rng = np.random.default_rng(1)
         self._noise = (0.05 * rng.standard_normal(self.block)).astype(np.float32)
@@ -231,7 +235,7 @@ class ScriptedSource(Source):
             audio=AudioFormat(sample_rate=self.rate, block_size=self.block)
             if self.has_audio
             else None,
-            video=VideoFormat(width=160, height=120, fps=FPS) if self.has_video else None,
+            video=VideoFormat(width=160, height=120, fps=self.fps) if self.has_video else None,
             live=self.live,
         )
 
@@ -241,12 +245,12 @@ class ScriptedSource(Source):
 
     def _run(self, sink: FrameSink) -> None:
         origin = now_ns()
-        n_frames = int(self.duration_s * FPS)
+        n_frames = int(self.duration_s * self.fps)
         k = 0
         blk = 0
         audio_ok = self.has_audio
         while not self.stopping.is_set() and (self.forever or k < n_frames):
-            tv = k / FPS
+            tv = k / self.fps
             ta = blk * self.block / self.rate
             if audio_ok and ta <= tv:
                 if self.audio_fault_at is not None and ta >= self.audio_fault_at:
@@ -269,7 +273,7 @@ class ScriptedSource(Source):
                 continue
             if self.raise_at is not None and tv >= self.raise_at:
                 raise RuntimeError("camera driver crashed")
-            if self.has_video:
+            if self.has_video and not self._inside(tv, self.video_gap):
                 frame = self._white if self._inside(tv, self.card) else self._black
                 self._pace(origin, tv)
                 sink.video(frame, device_time_s=tv, host_ns=origin + int(tv * 1e9))

@@ -101,7 +101,7 @@ def test_statuses_update_modalities_and_are_queued() -> None:
     assert ing.ended and len(ing.statuses) == 2
 
 
-def test_video_clock_smooths_jitter_and_a_wrong_frame_size_is_a_warning() -> None:
+def test_video_clock_smooths_jitter_and_a_resized_frame_is_converted() -> None:
     ing = make()
     rng = np.random.default_rng(0)
     f = np.zeros((6, 8, 3), np.uint8)
@@ -111,9 +111,16 @@ def test_video_clock_smooths_jitter_and_a_wrong_frame_size_is_a_warning() -> Non
     fr = ing.frame_ring
     assert fr is not None
     assert abs(fr.host_ns(fr.latest()) - (H0 + int(299 / 30 * 1e9))) < 2_000_000
-    ing.video(np.zeros((7, 8, 3), np.uint8), device_time_s=10.0, host_ns=H0 + 10**10)
+    # a frame of another size is converted to the stream's, with one warning per change
+    ing.video(np.full((12, 16, 3), 200, np.uint8), device_time_s=10.0, host_ns=H0 + 10**10)
+    ing.video(np.full((12, 16, 3), 200, np.uint8), device_time_s=10.03, host_ns=H0 + 10**10 + 3e7)
+    assert ing.counters["format_changes"] == 1 and ing.counters["format_errors"] == 0
+    assert ing.statuses[-1].kind == "format_changed" and "16x12" in ing.statuses[-1].message
+    assert np.all(fr.view(fr.latest()) == 200) and fr.view(fr.latest()).shape == (6, 8, 3)
+    # something that is not an image is dropped and counted, once reported
+    ing.video(np.zeros((4,), np.float32), device_time_s=10.1, host_ns=H0 + 10**10 + 10**8)
     assert ing.counters["format_errors"] == 1 and ing.statuses[-1].kind == "warning"
-    assert ing.capture_to_ring.count == 300
+    assert ing.capture_to_ring.count == 302
     # stream time 0 is the fitted time of the first frame (H0), not its jittered arrival
     assert abs(ing.stream_time_s(H0 + 10**9) - 1.0) < 1e-3
 

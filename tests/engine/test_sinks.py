@@ -1,108 +1,129 @@
-"""Sinks: JSONL keeps every record, console formats events, the video file is readable."""
+"""Sinks, driven by the real pipeline: JSONL keeps every record once as schema-valid JSON,
+the console shows real figures, the video file plays at the source's rate."""
 
 from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
-import cv2
+import jsonschema
 import numpy as np
 import pytest
 
+from avfuse.engine.pipeline import Pipeline
+from avfuse.engine.records import Event, Record, WarningRecord, records_schema
 from avfuse.engine.sinks import (
     ConsoleSink,
-    FrameOverlay,
     JsonlSink,
     VideoFileSink,
     gui_available,
     make_sink,
-    record_line,
 )
 from avfuse.errors import UsageError
+from tests.engine.pipeline_kit import Collect, ScriptedSource, config
 
-EVENT = {
-    "type": "event",
-    "label": "7",
-    "score": 0.97,
-    "start": 12.34,
-    "end": 13.1,
-    "modalities": ["audio", "video"],
-    "degraded": False,
-    "latency_ms": 8.1,
-}
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "avfuse" / "schema" / "records.schema.json"
 
 
-def test_jsonl_writes_one_object_a_line_and_flushes(tmp_path: Path) -> None:
+def _run(backend, *sinks, **src_kw) -> Collect:  # noqa: ANN001 - the kit's ORT backend
+    collect = Collect()
+    src = ScriptedSource(**src_kw)
+    Pipeline(streams=[src], backend=backend, sinks=[*sinks, collect], config=config()).run()
+    return collect
+
+
+def test_jsonl_holds_every_record_of_a_run_once_as_schema_valid_json(
+    backend, tmp_path: Path
+) -> None:
     path = tmp_path / "sub" / "events.jsonl"
-    sink = JsonlSink(path=path)
-    sink.on_record(EVENT)
-    # flushed per line: readable before close
-    assert json.loads(path.read_text().splitlines()[0]) == EVENT
-    sink.on_record({"type": "summary", "frames": np.int64(3), "p": np.float32(0.5)})
-    sink.close()
-    lines = [json.loads(x) for x in path.read_text().splitlines()]
-    assert lines[1] == {"type": "summary", "frames": 3, "p": 0.5}
+    collect = _run(backend, JsonlSink(path=path), duration_s=3.0, card=(1.0, 2.0))
+    lines = path.read_text().splitlines()
+    # the same records, in the same order, each serialised once (shared by all sinks)
+    assert lines == [r.json_line() for r in collect.records]
+    parsed = [json.loads(x) for x in lines]
+    assert [r["type"] for r in parsed] == ["onset", "event", "summary"]
+    validator = jsonschema.Draft202012Validator(records_schema())
+    for rec in parsed:
+        validator.validate(rec)
+        assert rec["schema"] == 1 and rec["model"] == "tiny"
+        assert rec["wall_time"].endswith("Z")
+    assert parsed[1]["stream"] == "scripted" and parsed[1]["label"] == "3"
 
 
-def test_record_line_refuses_nan() -> None:
-    with pytest.raises(ValueError):
-        record_line({"type": "event", "score": float("nan")})
+def test_the_published_schema_file_is_the_one_the_code_makes() -> None:
+    assert json.loads(SCHEMA_FILE.read_text()) == records_schema()
 
 
-def test_console_prints_events_and_routes_faults() -> None:
+def test_a_non_finite_figure_is_written_as_null_not_as_invalid_json() -> None:
+    rec = WarningRecord(source="s", kind="k", message="m", data={"x": math.nan, "y": 1.5})
+    assert json.loads(rec.json_line())["data"] == {"x": None, "y": 1.5}
+
+
+def test_console_shows_onsets_events_and_real_live_figures(backend) -> None:
     out, err = io.StringIO(), io.StringIO()
-    sink = ConsoleSink(out=out, err=err, live=False)
-    sink.on_record(EVENT)
-    sink.on_record({"type": "fault", "source": "mic", "message": "disconnected"})
-    sink.on_stats({"fps": 30.0, "p50_ms": 5.0, "p99_ms": 9.0, "drops": 0})
-    line = out.getvalue()
-    assert "'7'" in line and "12.34-13.10" in line and "audio+video" in line
-    assert err.getvalue() == "fault [mic]: disconnected\n"
+    console = ConsoleSink(out=out, err=err, live=True)
+    src_kw = {"duration_s": 2.6, "card": (0.3, 2.5), "live": True}
+    collect = Collect()
+    cfg = config(stats_interval_s=0.5)
+    Pipeline(
+        streams=[ScriptedSource(**src_kw)], backend=backend, sinks=[console, collect], config=cfg
+    ).run()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "(onset)" in lines[0] and "'3'" in lines[0]
+    ev = next(r for r in collect.records if isinstance(r, Event))
+    assert f"{ev.start:.2f}-{ev.end:.2f}" in lines[1] and "audio+video" in lines[1]
+    # the live line: real latency figures from the run (not 0.0) and the open label
+    status = [s for s in err.getvalue().split("\r\033[K") if "fps" in s]
+    assert status, err.getvalue()
+    figures = [float(x) for s in status for x in s.split("p50")[1].split("ms")[0].split("p99")]
+    assert max(figures) > 0.0
+    assert any(s.rstrip().endswith("3") for s in status)
 
 
-def test_console_live_line_is_cleared_before_events() -> None:
+def test_console_routes_warnings_and_faults_to_stderr(backend) -> None:
     out, err = io.StringIO(), io.StringIO()
-    sink = ConsoleSink(out=out, err=err, live=True)
-    sink.on_stats({"fps": 29.5, "p50_ms": 4.0, "p99_ms": 7.5, "drops": 2, "label": "3"})
-    assert "29.5 fps" in err.getvalue() and "drops 2" in err.getvalue()
-    sink.on_record(EVENT)
-    assert err.getvalue().endswith("\r\033[K")
+    console = ConsoleSink(out=out, err=err, live=False)
+    _run(backend, console, duration_s=2.0, card=None, audio_fault_at=0.5)
+    assert err.getvalue().startswith("fault [scripted] error: microphone unplugged")
 
 
-def test_video_sink_writes_a_readable_annotated_file(tmp_path: Path) -> None:
+def test_video_sink_writes_at_the_source_frame_rate(backend, tmp_path: Path) -> None:
+    import av
+
     path = tmp_path / "out.mp4"
-    sink = VideoFileSink(path=path)
-    sink.on_start({"fps": 15.0})
-    frame = np.full((120, 160, 3), 40, np.uint8)
-    ov = FrameOverlay(
-        stream_time_s=1.0,
-        label="4",
-        score=0.9,
-        audio_level_dbfs=-10.0,
-        modalities=("audio", "video"),
-        degraded=False,
-    )
-    for _ in range(10):
-        sink.on_frame(frame, ov)
-    sink.close()
-    cap = cv2.VideoCapture(str(path))
-    ok, got = cap.read()
-    assert ok and got.shape == frame.shape
-    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 10
-    assert abs(cap.get(cv2.CAP_PROP_FPS) - 15.0) < 0.01
-    # the overlay was drawn: the frame is no longer uniform
-    assert got.std() > 1.0
-    cap.release()
+    _run(backend, VideoFileSink(path=path), duration_s=2.0, card=(0.5, 1.5), fps=15.0)
+    with av.open(str(path)) as c:
+        st = c.streams.video[0]
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(st)]
+        rate = float(st.average_rate)
+    assert rate == pytest.approx(15.0) and len(frames) == 30
+    assert frames[0].shape == (120, 160, 3)
+    assert frames[15].std() > 1.0  # the overlay was drawn on a uniform frame
 
 
-def test_make_sink_parses_specs_and_rejects_bad_ones(tmp_path: Path) -> None:
+def test_sink_paths_are_checked_without_touching_anything(tmp_path: Path) -> None:
     assert isinstance(make_sink("console"), ConsoleSink)
-    assert isinstance(make_sink(f"jsonl:{tmp_path / 'a.jsonl'}"), JsonlSink)
+    target = tmp_path / "a.jsonl"
+    sink = make_sink(f"jsonl:{target}")
+    assert isinstance(sink, JsonlSink) and not target.exists()  # opened at on_start only
     assert isinstance(make_sink(f"video:{tmp_path / 'a.mp4'}"), VideoFileSink)
+    (tmp_path / "x.mp4").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"x\.mp4 is a file, not a folder"):
+        make_sink(f"jsonl:{tmp_path / 'x.mp4' / 'ev.jsonl'}")
+    with pytest.raises(UsageError, match="is a folder"):
+        make_sink(f"jsonl:{tmp_path}")
     for bad in ("jsonl", "speaker", "video:out.gif"):
         with pytest.raises(UsageError):
             make_sink(bad)
+
+
+def test_a_record_is_a_frozen_type() -> None:
+    rec: Record = WarningRecord(source="s", kind="k", message="m")
+    with pytest.raises(AttributeError):
+        rec.kind = "other"  # type: ignore[misc]
+    assert rec.type == "warning" and isinstance(np.float32(1).item(), float)
 
 
 @pytest.mark.skipif(gui_available(), reason="this checks the no-display error path")
