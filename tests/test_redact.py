@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from avfuse.engine.sources.camera import CameraConfig, CameraSource
+from avfuse.errors import SourceError
 from avfuse.redact import SECRET_KEYS, redact
+from tests.fixtures.ffmpeg import FFmpegProcess, closed_tcp_port, free_port, needs_ffmpeg
+from tests.fixtures.sinks import RecordingFrameSink
 
 
 @pytest.mark.parametrize(
@@ -117,3 +125,66 @@ def test_urls_without_secrets_are_unchanged(
 ) -> None:
     text = f"{prose}{scheme}://{host}/{'/'.join(path)}?fifo_size=8&pkt_size=1316 {prose}"
     assert redact(text) == text
+
+
+# ---------------------------------------------------------------- sources and the CLI
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "avfuse.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.timeout(150)
+def test_cli_never_prints_an_rtsp_password() -> None:
+    url = f"rtsp://user:s3cr3tpw@127.0.0.1:{closed_tcp_port()}/x"
+    proc = run_cli("run", "--source", url)
+    assert proc.returncode == 2, proc.stderr
+    assert "s3cr3tpw" not in proc.stdout + proc.stderr
+    assert redact(url) in proc.stderr and "connection refused" in proc.stderr
+
+
+@pytest.mark.timeout(150)
+def test_cli_never_prints_a_udp_token() -> None:
+    url = f"udp://127.0.0.1:{free_port()}?token=s3cr3tpw"  # nothing sends there
+    proc = run_cli("run", "--source", url)
+    assert proc.returncode == 2, proc.stderr
+    assert "s3cr3tpw" not in proc.stdout + proc.stderr
+    assert "udp://127.0.0.1:" in proc.stderr and "?token=***" in proc.stderr
+
+
+def test_camera_name_message_and_config_hide_the_password() -> None:
+    url = f"rtsp://admin:hunter2@127.0.0.1:{closed_tcp_port()}/stream"
+    cam = CameraSource(device=url, open_timeout_s=2)
+    assert cam.name == f"camera:{redact(url)}" and "hunter2" not in cam.name
+    assert "hunter2" not in repr(cam.config)
+    assert repr(CameraConfig(device=3)).startswith("CameraConfig(device=3, ")
+    with pytest.raises(SourceError) as info:
+        cam.open()
+    assert "hunter2" not in str(info.value) and redact(url) in str(info.value)
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(60)
+def test_camera_statuses_hide_a_stream_token() -> None:
+    url = f"udp://127.0.0.1:{free_port()}?token=Zz9secret"  # FFmpeg ignores the option
+    sender = [
+        "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15", "-c:v", "mpeg4",
+        "-f", "mpegts", url.partition("?")[0] + "?pkt_size=1316",
+    ]  # fmt: skip
+    cam = CameraSource(device=url, open_timeout_s=5, read_timeout_s=0.5, reconnect_max_s=0.5)
+    sink = RecordingFrameSink()
+    with FFmpegProcess(sender) as ff:
+        cam.open()
+        cam.start(sink)
+        deadline = time.monotonic() + 10
+        while cam.frames < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cam.frames >= 5, ff.stderr_tail()
+    deadline = time.monotonic() + 10  # the sender is gone: the camera reports it
+    while not any(s.kind == "disconnected" for s in sink.statuses) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cam.stop()
+    assert any(s.kind == "disconnected" for s in sink.statuses), sink.statuses
+    for s in sink.statuses:
+        assert "Zz9secret" not in s.source + s.message, s
+        assert s.source == cam.name == f"camera:{redact(url)}"
