@@ -33,7 +33,9 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-StatusKind = Literal["opened", "eos", "disconnected", "reconnected", "warning", "error"]
+StatusKind = Literal[
+    "opened", "eos", "disconnected", "reconnected", "warning", "format_changed", "error"
+]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,8 @@ Open and read timeouts (CAP_PROP_OPEN_TIMEOUT_MSEC / CAP_PROP_READ_TIMEOUT_MSEC)
 dead stream fail instead of hanging; a camera or stream that stops mid-run is
 reported once as "disconnected" and reopened with capped exponential back-off
 ("reconnected" when frames flow again).
+
+A stream URL is opened as given and shown (name, messages) with its credentials masked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
 import numpy as np
@@ -27,6 +30,7 @@ import numpy as np
 from avfuse.engine.sources import devices
 from avfuse.engine.sources.base import FrameSink, Source, SourceInfo, SourceStatus, VideoFormat
 from avfuse.errors import BackendUnavailable, DeviceNotFound, SourceError, UsageError
+from avfuse.redact import redact
 
 Backend = Literal["auto", "v4l2", "gstreamer", "ffmpeg", "any"]
 
@@ -72,6 +76,15 @@ class CameraConfig:
         if self.reconnect_initial_s <= 0 or self.reconnect_max_s < self.reconnect_initial_s:
             raise UsageError("camera reconnect delays: need 0 < initial <= max")
 
+    def __repr__(self) -> str:
+        """The fields, with credentials in a stream URL masked (configs end up in logs)."""
+        items = (
+            f"{f.name}={(redact(v) if f.name == 'device' and isinstance(v, str) else v)!r}"
+            for f in dataclass_fields(self)
+            for v in [getattr(self, f.name)]
+        )
+        return f"CameraConfig({', '.join(items)})"
+
 
 def parse_device(device: int | str) -> int | str:
     """'0' -> 0; paths and URLs stay strings."""
@@ -109,7 +122,9 @@ class CameraSource(Source):
             raise UsageError("a camera gives video only: use it as the video source")
         cfg = replace(config or CameraConfig(), **fields)
         self.config = replace(cfg, device=parse_device(cfg.device))
-        super().__init__(name=name or f"camera:{self.config.device}")
+        #: the device as shown to people: a stream URL's credentials masked
+        self.shown = redact(str(self.config.device))
+        super().__init__(name=redact(name) if name else f"camera:{self.shown}")
         self.frames = 0
         self.last_host_ns = 0
         self._cap: Any = None
@@ -156,7 +171,7 @@ class CameraSource(Source):
         """Open the device and read its first frame into the buffer (bounded waits)."""
         import cv2
 
-        cfg, dev = self.config, self.config.device
+        cfg, dev, shown = self.config, self.config.device, self.shown
         self._check_exists(dev)
         api = self.api_preference()
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(cfg.open_timeout_s * 1000)]
@@ -179,25 +194,25 @@ class CameraSource(Source):
             cap.release()
             if is_url(dev):
                 raise SourceError(
-                    f"cannot open camera stream {dev} within {cfg.open_timeout_s:g} s: check "
+                    f"cannot open camera stream {shown} within {cfg.open_timeout_s:g} s: check "
                     "the URL and that the stream is running"
                 )
             raise SourceError(
-                f"camera {dev} exists but does not open: close other programs using it, "
+                f"camera {shown} exists but does not open: close other programs using it, "
                 "check permissions (group 'video') or try another backend (v4l2, gstreamer, any)"
             )
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep only the newest frame where supported
         if not cap.grab():
             cap.release()
             raise SourceError(
-                f"camera {dev} opened but gave no frame within {cfg.read_timeout_s:g} s: "
+                f"camera {shown} opened but gave no frame within {cfg.read_timeout_s:g} s: "
                 "check that it (or the stream) is delivering"
             )
         self._pending_ns = time.monotonic_ns() - self._latency_ns
         ok, frame = cap.retrieve(self._buf) if self._buf is not None else cap.retrieve()
         if not ok or frame is None:
             cap.release()
-            raise SourceError(f"camera {dev} gave a frame that cannot be decoded: try again")
+            raise SourceError(f"camera {shown} gave a frame that cannot be decoded: try again")
         self._cap = cap
         self._store(frame)
 
@@ -249,7 +264,7 @@ class CameraSource(Source):
             if self._cap is not None and self._pending_ns:
                 if outage:
                     outage, delay = False, cfg.reconnect_initial_s
-                    sink.status(self._status("reconnected", f"camera {cfg.device} is back"))
+                    sink.status(self._status("reconnected", f"camera {self.shown} is back"))
                 self._deliver(sink, self._pending_ns)
                 self._pending_ns = 0
             if self._cap is not None and self._cap.grab():
@@ -266,7 +281,7 @@ class CameraSource(Source):
             self._release()
             if not outage:
                 outage = True
-                msg = f"camera {cfg.device} stopped delivering; reconnecting"
+                msg = f"camera {self.shown} stopped delivering; reconnecting"
                 sink.status(self._status("disconnected", msg))
             if self.stopping.wait(delay):
                 break
@@ -283,7 +298,7 @@ class CameraSource(Source):
         self.frames += 1
         if self._resize_warned == 1:  # reported once
             self._resize_warned = 2
-            msg = f"camera {self.config.device} changed size; frames are scaled back"
+            msg = f"camera {self.shown} changed size; frames are scaled back"
             sink.status(self._status("warning", msg))
 
     def _release(self) -> None:

@@ -3,23 +3,33 @@
 One container, demuxed on one thread, so audio and video keep the relation their
 PTS give them: the stream's origin (its first timestamp) is shared by both
 modalities and `device_time_s` is PTS minus that origin. Audio is resampled to the
-requested rate, mono float32; video is decoded to bgr24.
+requested rate, mono float32; video is decoded to bgr24 at the size the stream opened
+with. A stream whose format changes mid-way (a resolution switch, a new audio rate or
+channel layout, as concatenated or adaptive streams do) is reported once per change
+("format_changed") and converted back to that format, because the rings downstream
+are sized once.
 
 Files are not live: they are delivered as fast as the sink takes them, stamped on a
 virtual host clock (`origin_ns + PTS offset`, `origin_ns` the monotonic time at
 start), or paced to wall time with `realtime=True`. Network URLs are live: each
 frame is stamped with its arrival time and the pipeline's ClockModel fits PTS to
 host time. PTS gaps and regressions are reported as warnings, never reordered.
+
+The location is opened as given; everything printed (the source name, messages,
+errors) shows it through `avfuse.redact`, so URL credentials never leave the process.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import socket
+import stat
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 
 import av
 import av.error
@@ -34,6 +44,7 @@ from avfuse.engine.sources.base import (
     VideoFormat,
 )
 from avfuse.errors import SourceError, StreamFormatError, UsageError
+from avfuse.redact import redact
 
 #: URL schemes read as live network streams (stamped by arrival time).
 LIVE_SCHEMES = ("udp", "rtp", "rtsp", "rtsps", "http", "https", "srt", "tcp", "rtmp", "rtmps")
@@ -43,6 +54,181 @@ def is_url(location: str) -> bool:
     """True when `location` looks like `scheme://...` (not a plain file path)."""
     scheme, sep, _ = location.partition("://")
     return bool(sep) and scheme.isalnum() and len(scheme) > 1
+
+
+_NOT_REGULAR = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_file(path: str, shown: str) -> None:
+    """Raise SourceError naming the problem when `path` is not a readable, non-empty file.
+
+    FFmpeg would open a directory, a device or a FIFO and fail (or block) with a message
+    about "invalid data"; saying what the path really is tells the user what to fix.
+    """
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceError(f"media file '{shown}' does not exist: check the path") from None
+    except OSError as e:
+        raise SourceError(
+            f"media file '{shown}' cannot be looked up ({e.strerror}): check the path and "
+            "the permissions of the folders on it"
+        ) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SourceError(f"media file '{shown}' is a directory: give a media file inside it")
+    what = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), None)
+    if what is not None:
+        raise SourceError(
+            f"'{shown}' is {what}, not a regular file: give a media file (mp4, mkv, ts, "
+            "wav, ...) or a stream URL (udp://, rtsp://, ...)"
+        )
+    if st.st_size == 0:
+        raise StreamFormatError(
+            f"media file '{shown}' is empty (0 bytes): give a file with audio or video in it"
+        )
+    if not os.access(path, os.R_OK):
+        raise SourceError(
+            f"media file '{shown}' is not readable (permission denied): check its permissions"
+        )
+
+
+def _host(location: str) -> str:
+    """'host:port' of a URL (no credentials), for messages."""
+    try:
+        parts = urlsplit(location)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "the host"
+    return f"{host}:{port}" if port else host or "the host"
+
+
+def _is_unindexed_mp4(path: str) -> bool:
+    """True for an ISO-BMFF file (mp4/mov) FFmpeg cannot open: its index is missing."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp"
+
+
+def open_error(
+    e: av.error.FFmpegError, cfg: MediaConfig, shown: str, *, is_url: bool
+) -> SourceError:
+    """The SourceError (problem + fix, location redacted) for an FFmpeg error from av.open."""
+    loc, host = cfg.location, _host(cfg.location)
+    code = getattr(e, "errno", None)
+    if isinstance(e, av.error.ExitError):  # the open timeout's interrupt
+        if "listen" in cfg.options.get("rtsp_flags", "") or cfg.options.get("listen", "0") != "0":
+            return SourceError(
+                f"no sender connected to '{shown}' within {cfg.open_timeout_s:g} s: start the "
+                "sender (it pushes to this address) or raise open_timeout_s"
+            )
+        return SourceError(
+            f"'{shown}' sent nothing within {cfg.open_timeout_s:g} s: check that the sender "
+            "is running and the address and port are right"
+        )
+    if isinstance(e, av.error.ProtocolNotFoundError):
+        scheme = loc.partition("://")[0]
+        return SourceError(
+            f"'{shown}': this FFmpeg build has no '{scheme}' protocol: use udp://, rtp://, "
+            "rtsp://, http(s)://, srt:// or a file"
+        )
+    if isinstance(e, av.error.HTTPUnauthorizedError):
+        given = "@" in urlsplit(loc).netloc
+        fix = (
+            "check the user name and password in the URL"
+            if given
+            else ("put them in the URL (scheme://user:password@host/...)")
+        )
+        return SourceError(f"'{shown}': the server wants credentials (401 Unauthorized): {fix}")
+    if isinstance(e, av.error.HTTPForbiddenError):
+        return SourceError(
+            f"'{shown}': the server refuses access (403 Forbidden): check the URL and that this "
+            "account may read the stream"
+        )
+    if isinstance(e, av.error.HTTPNotFoundError):
+        return SourceError(
+            f"'{shown}': the server has no such stream (404 Not Found): check the path in the URL"
+        )
+    if isinstance(e, (av.error.HTTPClientError, av.error.HTTPServerError)):
+        side = "server failed" if isinstance(e, av.error.HTTPServerError) else "request was refused"
+        return SourceError(
+            f"'{shown}': the {side} ({e.strerror}): check the URL and the server's log"
+        )
+    if isinstance(e, ConnectionRefusedError):
+        return SourceError(
+            f"'{shown}': connection refused by {host} (nothing listens there): check that the "
+            "server is running and the address and port are right"
+        )
+    if isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return SourceError(
+            f"'{shown}': {host} closed the connection while opening: check the URL, its "
+            "protocol options (e.g. rtsp_transport=tcp) and the server's log"
+        )
+    if isinstance(e, TimeoutError) or code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return SourceError(
+            f"'{shown}': {host} cannot be reached ({e.strerror}): check the address and the "
+            "network route to it"
+        )
+    if code == errno.EADDRINUSE:
+        return SourceError(
+            f"'{shown}': the port is in use by another program: stop it or use another port"
+        )
+    if isinstance(e, PermissionError):
+        fix = "use a port above 1024 or run with the right" if is_url else "check the file's"
+        return SourceError(f"'{shown}': permission denied: {fix} permissions")
+    if is_url and code == errno.EIO and not _resolves(loc):
+        return SourceError(
+            f"'{shown}': the host name '{urlsplit(loc).hostname}' does not resolve: check "
+            "its spelling, or use an IP address"
+        )
+    if isinstance(e, (av.error.InvalidDataError, av.error.EOFError)):
+        if is_url:
+            return StreamFormatError(
+                f"'{shown}' is not readable media (what arrived is not an audio/video format "
+                "FFmpeg knows): check the URL and the format the sender uses"
+            )
+        if _is_unindexed_mp4(loc):
+            return StreamFormatError(
+                f"'{shown}' is not readable media: an MP4/MOV file without its index (moov "
+                "atom), so it is truncated or was never finished: copy it again or re-record"
+            )
+        return StreamFormatError(
+            f"'{shown}' is not readable media (no audio/video format FFmpeg knows; corrupt or "
+            "not media at all): check the file plays with `ffprobe`"
+        )
+    return SourceError(
+        f"'{shown}' cannot be opened ({e.strerror or type(e).__name__}): check the path or URL"
+    )
+
+
+def _resolves(url: str) -> bool:
+    """True when the URL's host name resolves (an unresolved one is FFmpeg's bare EIO)."""
+    try:
+        host = urlsplit(url).hostname
+        if not host:
+            return True
+        socket.getaddrinfo(host, None)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def read_error(e: Exception, cfg: MediaConfig) -> str:
+    """Why a live stream stopped, for the "disconnected" status (never a raw errno)."""
+    if isinstance(e, av.error.ExitError):  # the read timeout's interrupt (AVERROR_EXIT)
+        return f"no data for {cfg.read_timeout_s:g} s (read timeout): check that the sender runs"
+    if isinstance(e, EOFError):
+        return "the sender ended the stream (end of file)"
+    if isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return f"{_host(cfg.location)} closed the connection"
+    return f"read failed ({getattr(e, 'strerror', None) or type(e).__name__})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +260,15 @@ class MediaConfig:
     reconnect_s: float = 5.0
     options: dict[str, str] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """The fields, with credentials in `location` masked (configs end up in logs)."""
+        items = (
+            f"{f.name}={(redact(v) if f.name == 'location' else v)!r}"
+            for f in fields(self)
+            for v in [getattr(self, f.name)]
+        )
+        return f"MediaConfig({', '.join(items)})"
+
 
 class MediaSource(Source):
     """Audio and/or video from one file or network stream (see the module docstring)."""
@@ -83,11 +278,14 @@ class MediaSource(Source):
 
         Args:
             location: file path or URL (udp://, rtp://, rtsp://, http(s)://, srt://...).
-            name: name used in status records; defaults to the location.
+            name: name used in status records; defaults to the location, credentials
+                masked (see `avfuse.redact`).
             **kw: the remaining `MediaConfig` fields (sample_rate, audio, video, ...).
         """
         location = os.fspath(location)
-        super().__init__(name=name or location)
+        #: the location as shown to people: URL passwords and secret query values masked
+        self.shown = redact(location)
+        super().__init__(name=redact(name) if name else self.shown)
         try:
             self.config = MediaConfig(location=location, **kw)
         except TypeError as e:
@@ -98,7 +296,7 @@ class MediaSource(Source):
             )
         if not (self.config.audio or self.config.video):
             raise StreamFormatError(
-                f"{location}: both audio=False and video=False: enable at least one modality"
+                f"{self.shown}: both audio=False and video=False: enable at least one modality"
             )
         url = is_url(location)
         self.live = self.config.live if self.config.live is not None else url
@@ -112,10 +310,8 @@ class MediaSource(Source):
     # ------------------------------------------------------------------ opening
     def _open_container(self) -> av.container.InputContainer:
         cfg = self.config
-        loc = cfg.location
-        if not self._is_url and not Path(loc).is_file():
-            what = "is a directory" if Path(loc).is_dir() else "does not exist"
-            raise SourceError(f"media file '{loc}' {what}: check the path")
+        if not self._is_url:
+            check_file(cfg.location, self.shown)
         options = dict(cfg.options)
         if self.live:
             options.setdefault("fflags", "nobuffer")
@@ -123,31 +319,15 @@ class MediaSource(Source):
             options.setdefault("listen_timeout", str(max(1, math.ceil(cfg.open_timeout_s))))
         try:
             return av.open(
-                loc, mode="r", options=options, timeout=(cfg.open_timeout_s, cfg.read_timeout_s)
+                cfg.location,
+                mode="r",
+                options=options,
+                timeout=(cfg.open_timeout_s, cfg.read_timeout_s),
             )
-        except av.error.ExitError as e:
-            raise SourceError(
-                f"'{loc}' sent nothing within {cfg.open_timeout_s:g} s: check that the sender "
-                "is running and the address and port are right"
-            ) from e
-        except av.error.ProtocolNotFoundError as e:
-            raise SourceError(
-                f"'{loc}': this FFmpeg build has no protocol for it: use udp://, rtp://, "
-                "rtsp://, http(s):// or a file"
-            ) from e
-        except (av.error.InvalidDataError, av.error.EOFError) as e:
-            raise StreamFormatError(
-                f"'{loc}' is not readable media (corrupt, truncated or not audio/video): "
-                "check the file plays with `ffprobe`"
-            ) from e
-        except ConnectionError as e:
-            raise SourceError(
-                f"'{loc}': {e.strerror or e}: check that the server is running and the URL is right"
-            ) from e
         except av.error.FFmpegError as e:
-            raise SourceError(
-                f"'{loc}' cannot be opened ({e.strerror or e}): check the path or URL"
-            ) from e
+            err = open_error(e, cfg, self.shown, is_url=self._is_url)
+            # The FFmpeg error names the location as given: chain it only when that is safe.
+            raise err from (e if self.shown == cfg.location else None)
 
     def _open(self) -> SourceInfo:
         cfg = self.config
@@ -159,7 +339,7 @@ class MediaSource(Source):
             container.close()
             wanted = [m for m, on in (("audio", cfg.audio), ("video", cfg.video)) if on]
             raise StreamFormatError(
-                f"'{cfg.location}' has no {' or '.join(wanted)} stream (it has: "
+                f"'{self.shown}' has no {' or '.join(wanted)} stream (it has: "
                 f"{', '.join(has) or 'nothing'}): give a file or URL with "
                 f"{' or '.join(wanted)}"
             )
@@ -169,7 +349,7 @@ class MediaSource(Source):
             if not ctx.width or not ctx.height:
                 container.close()
                 raise StreamFormatError(
-                    f"'{cfg.location}': the video size is unknown after probing: raise "
+                    f"'{self.shown}': the video size is unknown after probing: raise "
                     "options probesize/analyzeduration or send keyframes more often"
                 )
             rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
@@ -205,12 +385,14 @@ class MediaSource(Source):
                 ended = reader.read_all()
                 if ended == "eos" or self.stopping.is_set():
                     return
+                wait_s = self.config.reconnect_s
+                then = f"reconnecting for up to {wait_s:g} s" if wait_s > 0 else "not reconnecting"
                 sink.status(
                     SourceStatus(
                         kind="disconnected",
                         source=self.name,
-                        message=f"stream lost: {ended}",
-                        recoverable=self.config.reconnect_s > 0,
+                        message=f"stream lost: {ended}; {then}",
+                        recoverable=wait_s > 0,
                     )
                 )
                 if not self._reconnect():
@@ -251,12 +433,18 @@ class PtsChecker:
     """Checks that one stream's timestamps increase without holes (PyAV-style continuity).
 
     A gap is a step larger than expected by more than half a frame; a regression is a
-    step backwards (or a repeat). Both are reported, never repaired or reordered.
+    step backwards, a repeat, or a frame that starts inside the previous one. All are
+    counted and reported, never repaired or reordered. Past `report_limit` problems they
+    are only counted (one message says so), so a stream with broken timestamps does not
+    flood the status channel.
     """
 
-    def __init__(self, *, modality: str, nominal_step_s: float | None) -> None:
+    def __init__(
+        self, *, modality: str, nominal_step_s: float | None, report_limit: int = 10
+    ) -> None:
         self.modality = modality
         self.nominal_step_s = nominal_step_s
+        self.report_limit = report_limit
         self.gaps = 0
         self.regressions = 0
         self.reset()
@@ -270,55 +458,82 @@ class PtsChecker:
         """Record a frame at `t` lasting `duration_s`; return a warning message or None."""
         step = duration_s if duration_s is not None else self.nominal_step_s or 0.0
         problem = None
-        if self._last is not None and self._expected is not None:
-            if t <= self._last or t < self._expected - 0.5 * step:
+        last, expected = self._last, self._expected
+        if last is not None and expected is not None:
+            if t <= last:
                 self.regressions += 1
                 problem = (
-                    f"{self.modality} timestamp went back from {self._last:.3f} s to {t:.3f} s "
+                    f"{self.modality} timestamp went back from {last:.3f} s to {t:.3f} s "
                     f"(regression {self.regressions}); frames are kept in arrival order"
                 )
-            elif t > self._expected + 0.5 * step:
+            elif t < expected - 0.5 * step:
+                self.regressions += 1
+                problem = (
+                    f"{self.modality} frame at {t:.3f} s starts before the previous one ends "
+                    f"({expected:.3f} s) (regression {self.regressions}); frames are kept "
+                    "in arrival order"
+                )
+            elif t > expected + 0.5 * step:
                 self.gaps += 1
                 problem = (
-                    f"{self.modality} gap of {t - self._expected:.3f} s before {t:.3f} s "
+                    f"{self.modality} gap of {t - expected:.3f} s before {t:.3f} s "
                     f"(gap {self.gaps}); the missing span is not filled"
                 )
         self._last = t
         self._expected = t + step
-        return problem
+        n = self.gaps + self.regressions
+        if problem is None or n <= self.report_limit:
+            return problem
+        if n == self.report_limit + 1:
+            return f"{problem}; further {self.modality} timestamp faults are counted, not reported"
+        return None
 
 
 class _Reader:
-    """The demux/decode loop of one MediaSource, with its timing state."""
+    """The demux/decode loop of one MediaSource, with its timing and format state."""
 
     def __init__(self, source: MediaSource, sink: FrameSink) -> None:
         self.src = source
         self.sink = sink
-        cfg = source.config
-        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=cfg.sample_rate)
+        self.resampler: av.AudioResampler | None = None  # made for the first audio frame
+        self.audio_in: tuple[int, str, str] | None = None  # (rate, layout, sample format)
         self.origin_s: float | None = None
         self.origin_ns = time.monotonic_ns()
+        self.end_s = 0.0  # furthest stream time delivered (from the origin), for files
         container = source._container
         if not source.live and container is not None and container.start_time is not None:
             self.origin_s = container.start_time / av.time_base
-        fps = source.info.video.fps if source.info.video else 30.0
+        vfmt = source.info.video
+        self.out_size = (vfmt.width, vfmt.height) if vfmt else (0, 0)
+        self.in_size = self.out_size  # size of the last decoded frame
+        fps = vfmt.fps if vfmt else 30.0
         self.video_pts = PtsChecker(modality="video", nominal_step_s=1.0 / fps)
         self.audio_pts = PtsChecker(modality="audio", nominal_step_s=None)
 
     def reset_after_reconnect(self) -> None:
-        """A reconnected live stream starts a new timeline: rebase origin and checks."""
-        self.resampler = av.AudioResampler(
-            format="flt", layout="mono", rate=self.src.config.sample_rate
-        )
+        """A reconnected live stream starts a new timeline: rebase origin and checks.
+
+        The resampler's tail belongs to the old timeline and is dropped; the input
+        formats seen are kept, so a stream that comes back changed is reported.
+        """
+        self.resampler = None
         self.video_pts.reset()
         self.audio_pts.reset()
         self.origin_s = None
         self.origin_ns = time.monotonic_ns()
 
-    def _warn(self, modality: str, message: str) -> None:
+    def _status(self, kind: str, modality: str | None, message: str) -> None:
         self.sink.status(
-            SourceStatus(kind="warning", source=self.src.name, modality=modality, message=message)
+            SourceStatus(
+                kind=kind,  # type: ignore[arg-type]
+                source=self.src.name,
+                modality=modality,  # type: ignore[arg-type]
+                message=message,
+            )
         )
+
+    def _warn(self, modality: str | None, message: str) -> None:
+        self._status("warning", modality, message)
 
     def _stamp(self, t: float) -> tuple[float, int]:
         """(device_time_s, host_ns) of a frame at stream time `t` (seconds of PTS)."""
@@ -333,7 +548,11 @@ class _Reader:
         return dev, host_ns
 
     def read_all(self) -> str:
-        """Demux until the end, a stop request or a read failure; returns why it stopped."""
+        """Demux until the end, a stop request or a read failure; returns why it stopped.
+
+        Raises:
+            SourceError: a file cannot be read on (live inputs return the reason instead).
+        """
         src = self.src
         streams = [s for s in (src._astream, src._vstream) if s is not None]
         container = src._container
@@ -345,22 +564,48 @@ class _Reader:
                     return "stopped"
                 try:
                     frames = packet.decode()
-                except av.error.InvalidDataError as e:
-                    self._warn(packet.stream.type, f"undecodable packet skipped: {e}")
+                except av.error.InvalidDataError:
+                    pts, tb = packet.pts, packet.time_base
+                    at = f" at {float(pts * tb):.3f} s" if pts is not None and tb else ""
+                    kind = packet.stream.type
+                    self._warn(kind, f"undecodable {kind} packet{at} skipped (damaged data)")
                     continue
                 for frame in frames:
                     if isinstance(frame, av.AudioFrame):
                         self._on_audio(frame)
                     else:
                         self._on_video(frame)
-        except (av.error.ExitError, av.error.EOFError, OSError) as e:
-            if not src.live:
-                raise
-            return f"{type(e).__name__}: {e}"
-        if src._astream is not None:
+        except (av.error.FFmpegError, OSError) as e:
+            if src.live:
+                return read_error(e, src.config)
+            raise SourceError(
+                f"'{src.shown}' cannot be read past {self.end_s:.2f} s "
+                f"({getattr(e, 'strerror', None) or type(e).__name__}): the file is damaged "
+                "or cut; check it with `ffprobe` or copy it again"
+            ) from None
+        if self.resampler is not None:
             self._deliver_audio(self.resampler.resample(None))
-        return "eos" if not src.live else "stream ended"
+        if src.live:
+            return "the sender ended the stream"
+        self._check_complete(streams)
+        return "eos"
 
+    def _check_complete(self, streams: list[av.stream.Stream]) -> None:
+        """Warn when a file ends well before the duration its header announces (cut copy)."""
+        origin = self.origin_s or 0.0
+        ends = [
+            float((s.start_time + s.duration) * s.time_base) - origin
+            for s in streams
+            if s.duration and s.start_time is not None and s.time_base
+        ]
+        if ends and max(ends) - self.end_s > max(0.5, 0.05 * max(ends)):
+            self._warn(
+                None,
+                f"'{self.src.shown}' ended at {self.end_s:.2f} s but its header says "
+                f"{max(ends):.2f} s: the file is truncated; copy it again for the rest",
+            )
+
+    # ------------------------------------------------------------------ audio
     def _on_audio(self, frame: av.AudioFrame) -> None:
         if frame.pts is None:
             self._warn("audio", "audio frame without a timestamp dropped")
@@ -368,7 +613,38 @@ class _Reader:
         problem = self.audio_pts.check(frame.time, frame.samples / frame.sample_rate)
         if problem:
             self._warn("audio", problem)
+        fmt = (frame.sample_rate, frame.layout.name, frame.format.name)
+        if fmt != self.audio_in:
+            self._audio_changed(fmt)
+        elif self.resampler is None:
+            self.resampler = self._new_resampler()
+        assert self.resampler is not None  # made just above
         self._deliver_audio(self.resampler.resample(frame))
+
+    def _new_resampler(self) -> av.AudioResampler:
+        return av.AudioResampler(format="flt", layout="mono", rate=self.src.config.sample_rate)
+
+    def _audio_changed(self, fmt: tuple[int, str, str]) -> None:
+        """A new input format: flush the old resampler and make one for the new format.
+
+        PyAV's AudioResampler is fixed by its first frame: another rate or layout raises
+        ValueError, and one that started as a passthrough passes every later frame on
+        unconverted. A fresh resampler per input format keeps the output at the asked rate.
+        """
+        old, self.audio_in = self.audio_in, fmt
+        if self.resampler is not None:
+            self._deliver_audio(self.resampler.resample(None))
+        self.resampler = self._new_resampler()
+        if old is None:
+            return
+        same = old[:2] == fmt[:2]
+        before, after = (f"{r} Hz {lay}" + (f" {f}" if same else "") for r, lay, f in (old, fmt))
+        self._status(
+            "format_changed",
+            "audio",
+            f"audio changed from {before} to {after}; it is resampled to "
+            f"{self.src.config.sample_rate} Hz mono as before",
+        )
 
     def _deliver_audio(self, frames: list[av.AudioFrame]) -> None:
         for out in frames:
@@ -376,8 +652,10 @@ class _Reader:
                 continue
             dev, host_ns = self._stamp(float(out.time))
             samples = out.to_ndarray().reshape(-1)
+            self.end_s = max(self.end_s, dev + out.samples / out.sample_rate)
             self.sink.audio(samples, device_time_s=dev, host_ns=host_ns)
 
+    # ------------------------------------------------------------------ video
     def _on_video(self, frame: av.VideoFrame) -> None:
         if frame.pts is None:
             self._warn("video", "video frame without a timestamp dropped")
@@ -386,6 +664,24 @@ class _Reader:
         problem = self.video_pts.check(t, None)
         if problem:
             self._warn("video", problem)
-        image = frame.to_ndarray(format="bgr24")
+        size = (frame.width, frame.height)
+        if size != self.in_size:
+            self._video_changed(size)
+        w, h = self.out_size
+        # One swscale pass scales (when the size changed) and converts to bgr24.
+        image = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
         dev, host_ns = self._stamp(t)
+        self.end_s = max(self.end_s, dev + self.video_pts.nominal_step_s)
         self.sink.video(np.ascontiguousarray(image), device_time_s=dev, host_ns=host_ns)
+
+    def _video_changed(self, size: tuple[int, int]) -> None:
+        (ow, oh), (nw, nh), (w, h) = self.in_size, size, self.out_size
+        self.in_size = size
+        scaled = (
+            f"frames are scaled to {w}x{h}, the size the stream opened with"
+            if size != self.out_size
+            else "the size the stream opened with; frames are no longer scaled"
+        )
+        self._status(
+            "format_changed", "video", f"video size changed from {ow}x{oh} to {nw}x{nh}; {scaled}"
+        )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
 import wave
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 import pytest
 
@@ -20,13 +23,18 @@ from avfuse.engine.sources.synthetic import (
 )
 from avfuse.errors import SourceError, StreamFormatError, UsageError
 from tests.fixtures.ffmpeg import (
+    FFmpegProcess,
     closed_tcp_port,
+    concat_files,
     free_port,
     lavfi_args,
+    mpegts_udp_args,
     needs_ffmpeg,
     push_rtsp,
+    serve_http,
     serve_udp,
     udp_testsrc,  # noqa: F401 - pytest fixture
+    write_mpegts,
     write_testsrc_file,
 )
 from tests.fixtures.sinks import RecordingFrameSink
@@ -338,3 +346,227 @@ def test_pts_checker_reports_gaps_and_regressions() -> None:
     a = PtsChecker(modality="audio", nominal_step_s=None)
     assert a.check(0.0, 0.064) is None and a.check(0.064, 0.064) is None
     assert "gap" in a.check(0.2, 0.064)
+
+
+def test_pts_checker_stops_reporting_past_its_limit() -> None:
+    c = PtsChecker(modality="audio", nominal_step_s=None, report_limit=3)
+    msgs = [c.check(k * 0.1, 0.05) for k in range(8)]  # every step is a 0.05 s gap
+    assert msgs[0] is None and all("gap" in m for m in msgs[1:4])
+    assert "counted, not reported" in msgs[4] and msgs[5:] == [None] * 3
+    assert c.gaps == 7
+    overlap = PtsChecker(modality="audio", nominal_step_s=None)
+    overlap.check(1.0, 0.064)
+    msg = overlap.check(1.012, 0.064)  # later, but inside the previous frame
+    assert "starts before the previous one ends" in msg and "went back" not in msg
+
+
+# ---------------------------------------------------------------- format changes
+def frames_of(path: Path) -> list[np.ndarray]:
+    """Every video frame of `path` as bgr24, decoded by PyAV alone (the reference)."""
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+
+
+def samples_of(path: Path) -> tuple[int, int]:
+    """(decoded samples, sample rate) of the audio of `path`, by PyAV alone."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    return sum(f.samples for f in frames), frames[0].sample_rate
+
+
+def statuses_of(sink: Sink, kind: str) -> list:
+    return [s for s in sink.statuses if s.kind == kind]
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(120)
+def test_resolution_change_mid_stream_is_scaled_to_the_opened_size(tmp_path: Path) -> None:
+    small = write_mpegts(tmp_path / "a.ts", size="320x240")
+    big = write_mpegts(tmp_path / "b.ts", size="640x480", ts_offset_s=1.0)
+    joined = concat_files(tmp_path / "ab.ts", small, big)
+    src = MediaSource(joined, sample_rate=SR)
+    info = src.open()
+    assert info.video is not None and (info.video.width, info.video.height) == (320, 240)
+    sink = read_all(src)
+    assert not statuses_of(sink, "error"), sink.statuses
+    assert len(sink.v) == 60
+    assert {f.shape for f, *_ in sink.v} == {(240, 320, 3)}
+    assert {f.dtype for f, *_ in sink.v} == {np.dtype(np.uint8)}
+    changed = statuses_of(sink, "format_changed")
+    assert len(changed) == 1 and changed[0].modality == "video"
+    msg = changed[0].message
+    assert "320x240" in msg and "640x480" in msg and "the size the stream opened with" in msg
+    # the big frames are scaled (not cropped): close to an area resize of the reference
+    for k, ref in enumerate(frames_of(big)):
+        got = sink.v[30 + k][0].astype(np.float32)
+        scaled = cv2.resize(ref, (320, 240), interpolation=cv2.INTER_AREA)
+        assert np.abs(got - scaled).mean() < 6.0, k
+        assert np.abs(got - ref[:240, :320]).mean() > 30.0, k
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [((16000, 1), (44100, 1)), ((16000, 1), (16000, 2)), ((44100, 2), (16000, 1))],
+    ids=["16k-to-44k", "mono-to-stereo", "44k-stereo-to-16k-mono"],
+)
+def test_audio_format_change_mid_stream_keeps_the_requested_rate(
+    tmp_path: Path, first: tuple[int, int], second: tuple[int, int]
+) -> None:
+    a = write_mpegts(tmp_path / "a.ts", size=None, sample_rate=first[0], channels=first[1])
+    b = write_mpegts(
+        tmp_path / "b.ts",
+        size=None,
+        sample_rate=second[0],
+        channels=second[1],
+        ts_offset_s=1.1,
+        frequency=1000,
+    )
+    joined = concat_files(tmp_path / "ab.ts", a, b)
+    (na, ra), (nb, rb) = samples_of(a), samples_of(b)
+    assert (ra, rb) == (first[0], second[0])  # the parts really have these rates
+    src = MediaSource(joined, sample_rate=SR)
+    assert src.open().audio.sample_rate == SR
+    sink = read_all(src)
+    assert not statuses_of(sink, "error"), sink.statuses
+    changed = statuses_of(sink, "format_changed")
+    assert len(changed) == 1 and changed[0].modality == "audio", sink.statuses
+    layouts = {1: "mono", 2: "stereo"}
+    for rate, ch in (first, second):
+        assert f"{rate} Hz {layouts[ch]}" in changed[0].message
+    assert {x[0].dtype for x in sink.a} == {np.dtype(np.float32)}
+    assert {x[0].ndim for x in sink.a} == {1}
+    y = np.concatenate([x[0] for x in sink.a])
+    assert abs(len(y) - (na / ra + nb / rb) * SR) <= 1024  # duration * rate, within a block
+    # the second part's 1 kHz tone is 1 kHz at the requested rate: really resampled
+    tail = y[-SR // 2 :]
+    freq = np.argmax(np.abs(np.fft.rfft(tail))) * SR / len(tail)
+    assert freq == pytest.approx(1000, abs=5)
+
+
+# ---------------------------------------------------------------- error messages
+def open_error(location: str | Path, **kw) -> str:
+    """The one-line message opening `location` fails with (asserting it is a SourceError)."""
+    with pytest.raises(SourceError) as info:
+        MediaSource(location, sample_rate=SR, **kw).open()
+    msg = str(info.value)
+    assert "Errno" not in msg and "\n" not in msg, msg
+    return msg
+
+
+def test_dev_null_is_named_a_character_device() -> None:
+    msg = open_error("/dev/null")
+    assert "is a character device, not a regular file" in msg
+    assert "give a media file" in msg and "does not exist" not in msg
+
+
+def test_empty_file_is_named_empty(tmp_path: Path) -> None:
+    (tmp_path / "empty.mp4").touch()
+    assert "is empty (0 bytes)" in open_error(tmp_path / "empty.mp4")
+
+
+def test_directory_and_random_bytes_say_what_they_are(tmp_path: Path) -> None:
+    assert "is a directory: give a media file inside it" in open_error(tmp_path)
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(np.random.default_rng(1).integers(0, 256, 50000, dtype=np.uint8).tobytes())
+    msg = open_error(noise)
+    assert "not readable media" in msg and "ffprobe" in msg
+
+
+@needs_ffmpeg
+def test_cut_mp4_without_its_index_names_the_missing_moov(tmp_path: Path) -> None:
+    whole = write_testsrc_file(tmp_path / "whole.mp4", seconds=2.0)  # index at the end
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    msg = open_error(cut)
+    assert "moov" in msg and "truncated" in msg
+
+
+@needs_ffmpeg
+def test_cut_mp4_with_its_index_up_front_warns_that_it_ends_early(tmp_path: Path) -> None:
+    whole = write_testsrc_file(tmp_path / "whole.mp4", seconds=2.0, faststart=True)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    sink = read_all(MediaSource(cut, sample_rate=SR))
+    assert 0 < len(sink.v) < 60
+    short = [s for s in sink.statuses if "truncated" in s.message]
+    assert len(short) == 1 and short[0].kind == "warning", sink.statuses
+    assert "header says 2.0" in short[0].message
+    whole_sink = read_all(MediaSource(whole, sample_rate=SR))  # a complete file: no warning
+    assert not [s for s in whole_sink.statuses if "truncated" in s.message]
+
+
+def test_unknown_protocol_names_the_scheme() -> None:
+    msg = open_error("gopherx://127.0.0.1/x")
+    assert "no 'gopherx' protocol" in msg and "udp://" in msg
+
+
+def test_unresolvable_host_is_named() -> None:
+    msg = open_error("http://no-such-host.invalid/live.ts", open_timeout_s=3)
+    assert "'no-such-host.invalid' does not resolve" in msg
+
+
+def test_closed_tcp_port_says_connection_refused() -> None:
+    port = closed_tcp_port()
+    msg = open_error(f"rtsp://127.0.0.1:{port}/live", open_timeout_s=3)
+    assert f"connection refused by 127.0.0.1:{port}" in msg
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(60)
+def test_http_errors_name_the_status_and_the_fix(tmp_path: Path) -> None:
+    write_mpegts(tmp_path / "clip.ts", seconds=0.5)
+    with serve_http(tmp_path) as base:
+        assert "404 Not Found" in open_error(f"{base}/nope.ts", open_timeout_s=3)
+        assert "403 Forbidden" in open_error(f"{base}/forbidden/clip.ts", open_timeout_s=3)
+    with serve_http(tmp_path, user="cam", password="right-pw") as base:
+        host = base.removeprefix("http://")
+        msg = open_error(f"{base}/clip.ts", open_timeout_s=3)
+        assert "401 Unauthorized" in msg and "put them in the URL" in msg
+        msg = open_error(f"http://cam:wrong-pw@{host}/clip.ts", open_timeout_s=3)
+        assert "401 Unauthorized" in msg and "check the user name and password" in msg
+        assert "wrong-pw" not in msg
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(60)
+def test_lost_udp_sender_is_reported_as_a_read_timeout() -> None:
+    url = f"udp://127.0.0.1:{free_port()}"
+    src = MediaSource(url, sample_rate=SR, open_timeout_s=5, read_timeout_s=1, reconnect_s=0)
+    sink = Sink()
+    with FFmpegProcess([*lavfi_args(seconds=20), *mpegts_udp_args(url)]) as ff:
+        src.open()
+        src.start(sink)
+        assert wait_for(lambda: len(sink.v) > 10, 15), ff.stderr_tail()
+        ff.proc.send_signal(signal.SIGKILL)  # the sender dies mid-stream
+        ff.wait(5)
+        assert src.finished.wait(15)
+    src.stop()
+    lost = statuses_of(sink, "disconnected")
+    assert len(lost) == 1, sink.statuses
+    msg = lost[0].message
+    assert "no data for 1 s (read timeout)" in msg and "not reconnecting" in msg
+    assert "Errno" not in msg and "1414092869" not in msg and "Immediate exit" not in msg
+
+
+# ---------------------------------------------------------------- credentials
+@needs_ffmpeg
+@pytest.mark.timeout(60)
+def test_url_credentials_are_used_to_open_but_never_shown(tmp_path: Path) -> None:
+    write_mpegts(tmp_path / "clip.ts", seconds=1.0)
+    with serve_http(tmp_path, user="cam", password="Pa55-w0rd") as base:
+        url = base.replace("http://", "http://cam:Pa55-w0rd@") + "/clip.ts?token=T0k3n"
+        # live=False: read the whole file (a live input drops what probing read)
+        src = MediaSource(url, sample_rate=SR, live=False)
+        assert src.name == base.replace("http://", "http://cam:***@") + "/clip.ts?token=***"
+        info = src.open()  # the server answers 401 unless the real password is sent
+        assert info.name == src.name and info.video is not None
+        sink = Sink()
+        src.start(sink)
+        assert src.finished.wait(20)
+        src.stop()
+    assert len(sink.v) == 30
+    shown = [repr(src.config), *(repr(s) for s in sink.statuses)]
+    assert not [t for t in shown if "Pa55-w0rd" in t or "T0k3n" in t], shown
+    assert {s.source for s in sink.statuses} == {src.name}
