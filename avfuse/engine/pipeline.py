@@ -253,6 +253,7 @@ class Pipeline:
         self._interval = LatencyHistogram()
         self.frames = 0
         self.events = 0
+        self.wakeups = 0
         #: the summary record, set at the end of the run
         self.summary: Summary | None = None
         self.error: BaseException | None = None
@@ -399,6 +400,7 @@ class Pipeline:
         next_stats = now_ns() + interval
         frames_at_tick = 0
         while not token.requested:
+            self.wakeups += 1
             bell.clear()  # before looking for work: a ring from now on is not lost
             now = now_ns()
             self._emit_records()
@@ -622,6 +624,7 @@ class Pipeline:
             latency_ms=m["latency_ms"],
             wall_s=round((now_ns() - t0) / 1e9, 3),
             batches=self.scheduler.batches,
+            wakeups=self.wakeups,
             streams=tuple(st.summary() for st in self.streams),
             stopped_by=self.stopped_by,
             model=self.manifest.name,

@@ -220,6 +220,8 @@ class Summary(Record):
         latency_ms: per-stage latency summaries (count, mean, p50, p90, p99, max).
         wall_s: wall time from start to the summary.
         batches: inference calls.
+        wakeups: times the pipeline's loop woke up (it sleeps until there is work, so an
+            idle or slow stream costs few; a polling loop would show thousands a second).
         streams: per-stream figures (clocks, rings, counters, sync estimate).
         stopped_by: why the run ended: "end" (sources ended), "stop" (asked to),
             "duration", a signal name ("SIGINT", "SIGTERM", "SIGHUP"), "stdout_closed",
@@ -234,6 +236,7 @@ class Summary(Record):
     latency_ms: Mapping[str, Any]
     wall_s: float
     batches: int
+    wakeups: int
     streams: tuple[Mapping[str, Any], ...]
     stopped_by: str = "end"
 

@@ -149,3 +149,55 @@ def test_recurrent_state_is_carried_per_stream_and_reset_after_a_gap(tmp_path: P
         assert "cam" in be.resets
     finally:
         be.close()
+
+
+def test_the_loop_sleeps_until_there_is_work(backend) -> None:
+    # a live stream: 30 frames and 50 audio blocks a second for 2 s, with a slow source
+    # of work; a loop that polls every 0.5 ms would wake ~4000 times, one that sleeps
+    # until a frame, an audio deadline or the stats tick wakes about once per frame
+    sink = Collect()
+    src = ScriptedSource(duration_s=2.0, live=True, card=(0.5, 1.5))
+    summary = run([src], backend, sink)
+    assert summary.frames == 60
+    assert summary.wakeups <= 3 * 60 + 20
+
+
+def test_an_idle_stream_costs_no_wakeups(backend) -> None:
+    # video stops for 1.5 s while nothing else happens: no audio is read by this
+    # video-only run, so the loop sleeps through the gap
+    from avfuse.manifest import load_manifest
+    from tests.engine.pipeline_kit import write_video_only_model
+
+    sink = Collect()
+    src = ScriptedSource(duration_s=2.5, live=True, audio=False, video_gap=(0.5, 2.0))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        from avfuse.backends import create_backend
+
+        with create_backend("ort", threads=1).load(load_manifest(write_video_only_model(Path(d)))) as be:
+            summary = run([src], be, sink, stats_interval_s=0.5)
+    assert summary.frames == 30  # 2.5 s at 30 fps minus the 1.5 s gap
+    assert summary.wakeups <= 30 + 2 * 8 + 5  # frames, stats ticks, start and end
+
+
+def test_recurrent_state_is_reset_after_a_video_gap(tmp_path: Path) -> None:
+    from avfuse.backends.ort import OnnxRuntimeBackend
+    from tests.fixtures.models import write_tiny_model as write_stateful
+
+    class RecordingBackend(OnnxRuntimeBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.resets: list[Any] = []
+
+        def reset_state(self, stream: Any = None) -> None:
+            self.resets.append(stream)
+            super().reset_state(stream)
+
+    be = RecordingBackend().load(load_manifest(write_stateful(tmp_path, stateful=True)))
+    try:
+        src = ScriptedSource(name="cam", duration_s=3.0, card=None, video_gap=(1.0, 1.5))
+        run([src], be, Collect())
+        assert be.resets.count("cam") == 1  # once, at the first frame after the gap
+    finally:
+        be.close()
