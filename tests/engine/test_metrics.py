@@ -6,6 +6,7 @@ import json
 import tracemalloc
 
 import numpy as np
+import pytest
 
 from avfuse.engine.metrics import STAGES, LatencyHistogram, Metrics
 
@@ -41,6 +42,7 @@ def test_merge_adds_counts() -> None:
     assert a.count == 20 and a.max_ms == 100.0 and a.percentile(90) > 90
 
 
+@pytest.mark.timeout(30)
 def test_recording_allocates_nothing() -> None:
     m = Metrics()
 

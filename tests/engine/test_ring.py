@@ -95,6 +95,7 @@ def test_writing_into_the_past_is_refused() -> None:
         r.write(ramp(0, 10), 40)
 
 
+@pytest.mark.timeout(30)
 def test_sample_ring_allocates_nothing_per_call() -> None:
     r = SampleRing(capacity=16000)
     block = np.ones(160, np.float32)
@@ -174,6 +175,7 @@ def test_frame_ring_release_and_shape_check() -> None:
         fr.write(np.zeros((5, 6, 3), np.uint8), host_ns=3, base_ns=3)
 
 
+@pytest.mark.timeout(30)
 def test_frame_ring_allocates_nothing_per_frame() -> None:
     fr = FrameRing(slots=8, shape=(120, 160, 3))
     f = np.ones((120, 160, 3), np.uint8)
