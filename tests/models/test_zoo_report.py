@@ -28,7 +28,7 @@ def _features(n: int, seed: int) -> Features:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # trains two members: 5 s idle, ~50 s on a loaded machine
 def test_zoo_writes_report_and_readme_then_reuses(tmp_path):
     sizes = [("train", 192), ("val", 96), ("test", 96), ("test_low_snr", 96)]
     splits = {s: _features(n, i) for i, (s, n) in enumerate(sizes)}
