@@ -71,4 +71,7 @@ def make_tiny_model(folder: Path, *, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Manifest path of a tiny fused ONNX model (shared by the bench tests)."""
+    pytest.importorskip(
+        "onnx", reason="building the tiny model needs onnx: pip install 'avfuse[export]'"
+    )
     return make_tiny_model(tmp_path_factory.mktemp("tiny_model"))

@@ -13,6 +13,7 @@ from avfuse.bench.e2e import TimedBackend, _per_frame, run_streams
 from avfuse.manifest import load_manifest
 
 
+@pytest.mark.timeout(60)
 def test_timed_backend_times_every_call_and_returns_the_inner_outputs(tiny_model: Path) -> None:
     m = load_manifest(tiny_model)
     data = synthetic_data(m, n=4, seed=0, reason="test")
@@ -27,6 +28,7 @@ def test_timed_backend_times_every_call_and_returns_the_inner_outputs(tiny_model
         assert timed.input_specs == inner.input_specs
 
 
+@pytest.mark.timeout(10)
 def test_per_frame_overhead_subtracts_inference_and_the_audio_block_wait() -> None:
     origin = 10_000_000_000
     # frame at t = 1/30 s: its window ends at 30 ms (hop grid), inside the 20 ms audio
@@ -45,8 +47,9 @@ def test_per_frame_overhead_subtracts_inference_and_the_audio_block_wait() -> No
     assert pf["e2e_minus_inference_ms"]["max"] == pytest.approx(8.0, abs=1e-3)
 
 
+@pytest.mark.timeout(60)
 def test_one_live_stream_through_the_pipeline(tiny_model: Path) -> None:
-    pytest.importorskip("avfuse.engine.pipeline")
+    # the pipeline is the project's own: if it does not import, this fails (never skips)
     m = load_manifest(tiny_model)
     with create_backend("ort", threads=1).load(m) as be:
         r = run_streams(be, streams=1, fps=30.0, seconds=1.5, per_frame=True)
@@ -55,10 +58,14 @@ def test_one_live_stream_through_the_pipeline(tiny_model: Path) -> None:
     assert "inference" in r["stages_ms"] and "align_wait" in r["stages_ms"]
     pf = r["per_frame"]
     assert 0.8 * r["frames"] <= pf["frames"] <= r["frames"]  # a torn frame has no overlay
-    assert 0 <= pf["algorithmic_wait_ms"]["max"] <= 20.0 + 1e-6
+    # 30 fps, 20 ms audio blocks, hop 160 at 16 kHz: frames k = 0, 1, 2 (mod 3) wait
+    # 0, 40 - 33.3 and 0 ms (see the per-frame test above): the wait is known in advance
+    assert pf["algorithmic_wait_ms"]["max"] == pytest.approx(20 / 3, abs=1e-3)
+    assert pf["algorithmic_wait_ms"]["p50"] == pytest.approx(0.0, abs=1e-6)
     assert pf["inference_ms"]["p50"] <= pf["end_to_end_ms"]["p50"]
 
 
+@pytest.mark.timeout(60)
 def test_media_file_streams_through_the_pipeline(tiny_model: Path, tmp_path: Path) -> None:
     from avfuse.engine.sources.synthetic import SceneItem, SceneScript, render_scene_to_file
 

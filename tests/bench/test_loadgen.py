@@ -11,7 +11,13 @@ from avfuse.bench.data import synthetic_data
 from avfuse.bench.loadgen import parse_summary, run_scenario, warmup
 from avfuse.manifest import load_manifest
 
-pytest.importorskip("mlperf_loadgen")
+pytest.importorskip(
+    "mlperf_loadgen", reason="MLPerf LoadGen is the bench extra: pip install 'avfuse[bench]'"
+)
+
+# LoadGen's early-stopping rule needs at least this many queries to bound the percentile it
+# reports, whatever the latencies: 64 for single-stream's p90, 662 for multi-stream's p99.
+EARLY_STOP_QUERIES = {"single-stream": 64, "multi-stream": 662}
 
 
 @pytest.fixture(scope="module")
@@ -22,36 +28,91 @@ def loaded(tiny_model: Path):
         yield be, data
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("scenario", "streams"), [("single-stream", 1), ("multi-stream", 3)])
 @pytest.mark.parametrize(
-    ("scenario", "batch", "streams", "per_query"),
-    [("single-stream", 1, 1, 1), ("multi-stream", 1, 3, 3), ("offline", 4, 1, None)],
+    ("expected_ms", "min_duration_ms", "result"),
+    [
+        # LoadGen queues min_duration / expected latency queries (at least min_query_count)
+        # and stops once both minimums are met. A 1 us hint queues 20000 for 20 ms, more
+        # than 20 ms of real queries: every rule holds -> VALID.
+        (0.001, 20, "VALID"),
+        # A 1 s hint queues only the minimum count for a 10 s run; those real queries are
+        # over in milliseconds -> min duration not met -> INVALID.
+        (1000.0, 10_000, "INVALID"),
+    ],
 )
-def test_scenarios_issue_queries_and_parse_loadgen_summary(
-    loaded, tmp_path: Path, scenario: str, batch: int, streams: int, per_query: int | None
+def test_validity_follows_loadgen_rules_and_every_query_is_answered(
+    loaded,
+    tmp_path: Path,
+    scenario: str,
+    streams: int,
+    expected_ms: float,
+    min_duration_ms: int,
+    result: str,
 ) -> None:
     be, data = loaded
-    warm = warmup(be, data, batch=max(batch, streams), queries=3)
-    assert warm["queries"] == 3
+    warm = warmup(be, data, batch=streams, queries=3)
+    assert warm["queries"] == 3 and warm["first_ms"] > 0
+    queries = EARLY_STOP_QUERIES[scenario]
     r = run_scenario(
         be,
         data,
         scenario=scenario,
-        batch=batch,
         streams=streams,
-        min_duration_ms=50,
-        min_query_count=20,
-        expected_ms=warm["mean_ms"],
+        min_duration_ms=min_duration_ms,
+        min_query_count=queries,
+        expected_ms=expected_ms,
         workdir=tmp_path,
     )
-    assert r["loadgen"]["result"] in ("VALID", "INVALID")
-    assert r["loadgen"]["min_queries_satisfied"] is True
-    assert r["samples"] >= 20
-    if per_query is not None:
-        assert r["samples"] == r["latency_ms"]["count"] * per_query
-        assert r["loadgen"]["latency_ms"]["p99"] > 0
+    lg = r["loadgen"]
+    assert lg["result"] == result
+    assert lg["min_duration_satisfied"] is (result == "VALID")
+    assert lg["min_queries_satisfied"] is True and lg["early_stopping_satisfied"] is True
+    assert r["batch"] == streams
+    if result == "INVALID":
+        assert r["latency_ms"]["count"] == queries  # exactly the queued minimum
     else:
-        assert r["loadgen"]["samples_per_second"] > 0
+        assert r["latency_ms"]["count"] >= queries  # one latency per query LoadGen issued
+    assert r["samples"] == r["latency_ms"]["count"] * streams
+    assert 0 < lg["latency_ms"]["p50"] <= lg["latency_ms"]["max"]
     assert list(tmp_path.iterdir()) == []  # LoadGen's logs are cleaned up
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("expected_ms", "min_duration_ms", "result"),
+    [
+        # claiming 1 s per batch of 4 (~15000x the real ~0.07 ms): LoadGen sends 48 samples
+        # for a 10 s run (4 / s x 1.1 x 10 s x 1.1), over in milliseconds -> INVALID
+        (1000.0, 10_000, "INVALID"),
+        # claiming 4 us (~18x faster than it is): 24200 samples for 20 ms, which take
+        # about 18 x 20 ms -> the minimum duration is met -> VALID
+        (0.004, 20, "VALID"),
+    ],
+)
+def test_offline_validity_follows_the_minimum_duration(
+    loaded, tmp_path: Path, expected_ms: float, min_duration_ms: int, result: str
+) -> None:
+    be, data = loaded
+    r = run_scenario(
+        be,
+        data,
+        scenario="offline",
+        batch=4,
+        min_duration_ms=min_duration_ms,
+        min_query_count=1,
+        expected_ms=expected_ms,
+        workdir=tmp_path,
+    )
+    lg = r["loadgen"]
+    assert lg["result"] == result
+    assert lg["min_duration_satisfied"] is (result == "VALID")
+    assert lg["min_queries_satisfied"] is True
+    assert r["latency_ms"]["count"] == 1  # offline: every sample in one query
+    assert r["samples"] == (48 if result == "INVALID" else 24200)
+    assert lg["samples_per_second"] > 0
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_parse_summary_reads_validity_and_percentiles() -> None:

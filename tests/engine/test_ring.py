@@ -4,11 +4,35 @@ from __future__ import annotations
 
 import threading
 import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from avfuse.engine.ring import FrameRing, SampleRing
+
+#: bytes a per-call path may hold at once (Python objects: results, array views, floats)
+ALLOC_BOUND = 8192
+
+
+def peak_allocation(step: Callable[[int], None], *, warmup: int, calls: int) -> tuple[int, int]:
+    """Peak and retained bytes above the baseline over `calls` calls of `step`, after a warm-up.
+
+    The peak, not the difference of two snapshots: a temporary freed before the call
+    returns leaves nothing behind yet is exactly the allocation the rings must not make.
+    """
+    tracemalloc.start()
+    try:
+        for k in range(warmup):  # first calls, and tracing itself, may allocate once
+            step(k)
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for k in range(warmup, warmup + calls):
+            step(k)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - base, current - base
 
 
 def ramp(start: int, n: int) -> np.ndarray:
@@ -71,25 +95,24 @@ def test_writing_into_the_past_is_refused() -> None:
         r.write(ramp(0, 10), 40)
 
 
+@pytest.mark.timeout(30)
 def test_sample_ring_allocates_nothing_per_call() -> None:
     r = SampleRing(capacity=16000)
     block = np.ones(160, np.float32)
     out = np.empty(1600, np.float32)
-    for k in range(200):  # warm up every code path first
-        r.write(block, k * 160 + (k // 50) * 40)
-        r.read(r.head - 1600, out)
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    idx = r.head
-    for k in range(5000):
+    idx = 0
+
+    def step(k: int) -> None:
+        nonlocal idx
         idx += 160 + (40 if k % 100 == 0 else 0)  # with occasional gaps
         r.write(block, idx - 160)
         r.read(idx - 1600, out)
         r.level_dbfs(idx - 1600, idx)
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    growth = sum(s.size_diff for s in after.compare_to(before, "filename"))
-    assert growth < 4096, f"{growth} bytes retained over 5000 writes/reads"
+
+    peak, retained = peak_allocation(step, warmup=200, calls=5000)
+    # a 1600-sample float32 temporary alone is 6400 bytes
+    assert peak < ALLOC_BOUND, f"{peak} bytes allocated at peak over 5000 writes/reads"
+    assert retained < ALLOC_BOUND, f"{retained} bytes retained over 5000 writes/reads"
 
 
 def test_concurrent_reader_never_sees_torn_data() -> None:
@@ -152,21 +175,19 @@ def test_frame_ring_release_and_shape_check() -> None:
         fr.write(np.zeros((5, 6, 3), np.uint8), host_ns=3, base_ns=3)
 
 
+@pytest.mark.timeout(30)
 def test_frame_ring_allocates_nothing_per_frame() -> None:
     fr = FrameRing(slots=8, shape=(120, 160, 3))
     f = np.ones((120, 160, 3), np.uint8)
     out = np.empty_like(f)
-    for k in range(50):
-        fr.write(f, host_ns=k, base_ns=k)
-        fr.read(fr.take(), out)
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    for k in range(3000):
+
+    def step(k: int) -> None:
         fr.write(f, host_ns=k, base_ns=k)
         s = fr.take()
         fr.read(s, out)
         fr.release(s)
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    growth = sum(s.size_diff for s in after.compare_to(before, "filename"))
-    assert growth < 4096
+
+    peak, retained = peak_allocation(step, warmup=50, calls=3000)
+    # one frame copy would be 57600 bytes
+    assert peak < ALLOC_BOUND, f"{peak} bytes allocated at peak over 3000 frames"
+    assert retained < ALLOC_BOUND, f"{retained} bytes retained over 3000 frames"
