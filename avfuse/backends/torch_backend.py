@@ -57,7 +57,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(self.options.threads)
         model, blob = load_model(ckpt, device=self.options.device)
         names = model_inputs(blob)
-        graph = [s.name for s in manifest.inputs if s.modality != "state"]
+        graph = [s.name for s in manifest.inputs]  # state inputs too: forward() takes them
         if sorted(names) != sorted(graph):
             raise ModelError(
                 f"{ckpt.name} takes inputs {names} but the manifest lists {graph}; "
@@ -66,9 +66,10 @@ class TorchBackend(Backend):
         self._torch = torch
         self._model = model
         self._names = names
-        self._output = manifest.outputs[0].name
+        self._outputs = [o.name for o in manifest.outputs]
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of forward() (a tensor, a tuple/list in manifest order, or a dict)."""
         torch = self._torch
         dev = self.options.device
         with torch.inference_mode():
@@ -76,7 +77,18 @@ class TorchBackend(Backend):
             out = self._model(*args)
             if dev != "cpu":
                 torch.cuda.synchronize()
-            return {self._output: out.cpu().numpy()}
+        if isinstance(out, dict):
+            missing = [n for n in self._outputs if n not in out]
+            if missing:
+                raise BackendError(f"the torch model returned no output named {missing}")
+            return {n: out[n].cpu().numpy() for n in self._outputs}
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        if len(outs) != len(self._outputs):
+            raise BackendError(
+                f"the torch model returned {len(outs)} outputs but the manifest lists "
+                f"{len(self._outputs)} ({self._outputs}); re-export the model"
+            )
+        return {n: t.cpu().numpy() for n, t in zip(self._outputs, outs, strict=True)}
 
     def _close(self) -> None:
         self._model = None

@@ -400,7 +400,6 @@ class Pipeline:
         next_stats = now_ns() + interval
         frames_at_tick = 0
         while not token.requested:
-            self.wakeups += 1
             bell.clear()  # before looking for work: a ring from now on is not lost
             now = now_ns()
             self._emit_records()
@@ -421,6 +420,7 @@ class Pipeline:
                 break
             else:
                 bell.wait((self._next_wake(now, next_stats) - now) / 1e9)
+                self.wakeups += 1
             now = now_ns()
             if now >= next_stats:
                 dt = self.config.stats_interval_s

@@ -273,12 +273,12 @@ class ScriptedSource(Source):
                 continue
             if self.raise_at is not None and tv >= self.raise_at:
                 raise RuntimeError("camera driver crashed")
+            if not self.has_video and not audio_ok:
+                break
             if self.has_video and not self._inside(tv, self.video_gap):
                 frame = self._white if self._inside(tv, self.card) else self._black
                 self._pace(origin, tv)
                 sink.video(frame, device_time_s=tv, host_ns=origin + int(tv * 1e9))
-            elif not audio_ok:
-                break
             k += 1
 
     def _pace(self, origin: int, t: float) -> None:
