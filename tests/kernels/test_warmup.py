@@ -177,7 +177,7 @@ def test_warm_kernels_covers_every_pixel_format_and_mel_path(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)  # the install step also compiles the parallel batch paths
 def test_install_precompile_leaves_nothing_to_compile_on_the_first_run(tmp_path: Path) -> None:
     cache = tmp_path / "numba-cache"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
