@@ -39,4 +39,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned (a CPU build resolves here); it is only in the train/export extras.
 .venv/bin/python -m pip install -q -e ".${extras}"
+.venv/bin/python -m avfuse.kernels.warm || echo "kernel precompile failed: the first run compiles them" >&2
 echo "avfuse installed in .venv ($(.venv/bin/avfuse --version))"

@@ -285,15 +285,23 @@ class Pipeline:
         return feeds
 
     def _warmup(self) -> None:
-        """Compile/load every kernel and the backend before the first frame."""
-        if self._mel is not None:
-            self._mel.warmup()
-        if self._img is not None:
-            for st in self.streams:
-                if st.video_format is not None:
-                    fmt = st.video_format
-                    frame = np.zeros(st.ingest.frame_ring.shape, np.uint8)  # type: ignore[union-attr]
-                    self._img(frame, fmt.pixel_format, self._feeds[st.video_input][0])
+        """Compile/load every kernel path and the backend before any source starts.
+
+        A JIT compile after capture starts would stall the live clock for seconds (numba
+        with an empty cache), so every specialisation the run calls is made here.
+        """
+        from avfuse.kernels.warm import warm_kernels
+
+        warm_kernels(
+            mel=self._mel,
+            image=self._img,
+            frames=[
+                (st.ingest.frame_ring.shape, st.video_format.pixel_format)
+                for st in self.streams
+                if st.video_format is not None and st.ingest.frame_ring is not None
+            ],
+            streaming_mel=self.config.streaming_mel,
+        )
         self._infer(1, [0])
         self.backend.reset_state()
 

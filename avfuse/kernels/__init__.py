@@ -16,6 +16,9 @@ hot path allocates nothing per frame):
 
 `log_mel_kernel(params, impl="auto")` and `image_kernel(params, impl="auto")` return
 the fastest available implementation unless one is forced by name.
+`warm.warm_kernels(mel=, image=, frames=, streaming_mel=)` (kernels/warm.py) makes every
+specialisation a run calls before capture starts; `python -m avfuse.kernels.warm` fills
+numba's cache at install time.
 """
 
 from __future__ import annotations

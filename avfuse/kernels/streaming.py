@@ -76,6 +76,22 @@ class StreamingLogMel:
         """Forget every cached frame (call after a gap or a clock jump in the stream)."""
         self._lo = self._hi = 0
 
+    def warmup(self) -> None:
+        """Run the hot path once on silence so that its compiled code exists before frame 1.
+
+        Two windows, as a live stream sends them: one transformed whole (the first window
+        or the one after a gap) and the next a few hops later (only the new hops), both
+        with this instance's own ring and a C-contiguous float32 window and `out`. The
+        ring is then forgotten and the counters reset, so the stream starts as if new.
+        """
+        samples = np.zeros(self._win_shape, np.float32)
+        out = np.empty(self._out_shape, np.float32)
+        end = 2 * self.frames * self._hop
+        self.window(samples, end, out)
+        self.window(samples, end + 3 * self._hop, out)
+        self.invalidate()
+        self.computed_frames = self.reused_frames = 0
+
     def window(self, samples: np.ndarray, end_index: int, out: np.ndarray) -> np.ndarray:
         """Log-mel of the window of `samples` that ends at absolute sample `end_index`.
 
