@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from avfuse.backends.base import Backend
-from avfuse.errors import BackendUnavailable, ModelError
+from avfuse.errors import BackendError, BackendUnavailable, ModelError
 from avfuse.manifest import Manifest
 
 CHECKPOINT_NAME = "checkpoint.pt"

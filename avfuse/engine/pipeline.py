@@ -64,6 +64,7 @@ from avfuse.engine.stream_build import build_stream
 from avfuse.engine.streams import Item, Stream
 from avfuse.errors import BackendError, UsageError
 from avfuse.kernels import image_kernel, log_mel_kernel
+from avfuse.kernels.warm import warm_kernels
 
 Mode = Literal["auto", "fused", "audio", "video"]
 
@@ -290,8 +291,6 @@ class Pipeline:
         A JIT compile after capture starts would stall the live clock for seconds (numba
         with an empty cache), so every specialisation the run calls is made here.
         """
-        from avfuse.kernels.warm import warm_kernels
-
         warm_kernels(
             mel=self._mel,
             image=self._img,
@@ -302,7 +301,8 @@ class Pipeline:
             ],
             streaming_mel=self.config.streaming_mel,
         )
-        self._infer(1, [0])
+        for b in sorted({1, self._batch}):  # the runtime plans per input shape
+            self._infer(b, [0] * b)
         self.backend.reset_state()
 
     def run_info(self) -> RunInfo:
