@@ -32,7 +32,17 @@ def test_every_built_command_has_explaining_help(capsys: pytest.CaptureFixture[s
         assert f"usage: avfuse {name}" in text
         # a description beyond the usage line, and every option documented
         assert len(text.splitlines()) > 4
-    assert set(built) <= set(COMMANDS)
+    # every command of the contract is built; none may vanish silently
+    assert built == list(COMMANDS)
+    assert {"demo", "run", "info", "devices", "bench"} <= set(built)
+
+
+def test_a_command_module_that_fails_to_import_is_an_error_not_a_missing_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "avfuse.commands.devices", None)  # import now fails
+    with pytest.raises(ImportError):
+        build_parser()
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -154,7 +154,7 @@ def run_streams(
     time.sleep(seconds)
     pipe.stop()
     pipe.wait(5.0)
-    s = pipe.summary or {}
+    s = pipe.summary.to_dict() if pipe.summary is not None else {}
     lat = s.get("latency_ms", {})
     expected = int(seconds * fps) * streams
     drops = {k: v for k, v in (s.get("drops") or {}).items() if k != "shutdown"}

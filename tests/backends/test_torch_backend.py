@@ -99,3 +99,42 @@ def test_without_torch_says_how_to_install(exported):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'avfuse[train]'" in out.stdout
+
+
+def test_every_output_of_forward_is_returned_in_manifest_order(exported):
+    """A model with more than one output (a stateful model returns its new state) gets all
+    of them back, named as the manifest says; a count mismatch is a clear error."""
+    import dataclasses
+
+    import torch
+
+    from avfuse.errors import BackendError
+    from avfuse.manifest import TensorSpec
+
+    folder, feeds = exported
+    m = load_manifest(folder)
+    two = dataclasses.replace(
+        m, outputs=(*m.outputs, TensorSpec(name="energy", shape=("batch", 1)))
+    )
+
+    class WithEnergy(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: torch.Tensor):  # noqa: ANN202
+            return self.inner(*args), args[0].mean(dim=(1, 2)).unsqueeze(1)
+
+    be = create_backend("torch").load(two)
+    try:
+        be._model = WithEnergy(be._model)  # the checkpoint's real model, one more output
+        batch = {k: v[:3] for k, v in feeds.items()}
+        out = be.infer(batch)
+        assert list(out) == ["logits", "energy"]
+        assert out["logits"].shape == (3, 11)
+        np.testing.assert_allclose(out["energy"][:, 0], batch["audio"].mean(axis=(1, 2)), rtol=1e-5)
+        be._outputs = ["logits"]  # a manifest listing fewer outputs than forward returns
+        with pytest.raises(BackendError, match="returned 2 outputs"):
+            be.infer(batch)
+    finally:
+        be.close()
