@@ -158,6 +158,9 @@ class Ingest:
         self.video_ended = video is None
         self.ended = False
         self.audio_epoch = 0  # bumped at every audio gap/reconnect (invalidates mel caches)
+        #: (first missing index, first index after) of recent audio gaps and reconnects,
+        #: appended here, taken by the consumer once its windows pass them
+        self.audio_gaps: deque[tuple[int, int]] = deque(maxlen=64)
         self.video_epoch = 0  # bumped at every video reconnect (a new PTS timeline)
         self.capture_to_ring = LatencyHistogram()
         self.counters = {
@@ -349,6 +352,7 @@ class Ingest:
         self.counters["audio_gaps"] += 1
         self.counters["audio_gap_samples"] += missing
         self.audio_epoch += 1
+        self.audio_gaps.append((idx, idx + missing))
         return idx + missing
 
     def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
@@ -430,6 +434,7 @@ class Ingest:
                 if m == "audio" and self.audio_ring is not None:
                     self.audio_up = True
                     self.audio_epoch += 1
+                    self.audio_gaps.append((self._next_index, self._next_index))
                     self._resync = True
                     self._dev_end = None
                 elif m == "video" and self.frame_ring is not None and self.video_clock is not None:

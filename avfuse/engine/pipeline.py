@@ -247,6 +247,7 @@ class Pipeline:
             max_batch=self._batch,
             max_wait_ms=cfg.max_wait_ms,
             on_drop=self._on_drop,
+            per_stream=1 if m.state else None,  # state passes from one item to the next
         )
         self._thread: threading.Thread | None = None
         self._started = False
@@ -462,8 +463,7 @@ class Pipeline:
             if it.ready_ns:
                 self.metrics.record("align_wait", it.ready_ns - it.first_seen_ns)
             st.prepare(it, i, self._feeds, self._img)
-            if st.state_reset_pending:  # a gap: recurrent state must not span it
-                st.state_reset_pending = False
+            if it.reset:  # a gap: recurrent state must not span it (one item per stream)
                 self.backend.reset_state(st.name)
         t1 = now_ns()
         self.metrics.record("preprocess", t1 - t0)

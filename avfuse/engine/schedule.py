@@ -10,8 +10,10 @@ Policy:
     * an item may carry a deadline (capture time + the latency budget); an item
       still queued past it is dropped;
     * `next_batch` gathers ready items across streams, oldest first per stream and
-      round-robin between streams, up to `max_batch`; with several streams it waits
-      up to `max_wait_ms` after the oldest ready item for the batch to fill.
+      round-robin between streams, up to `max_batch` (and at most `per_stream` items of
+      one stream: 1 for stateful models, whose state must pass from one item of a
+      stream to its next); with several streams it waits up to `max_wait_ms` after the
+      oldest ready item for the batch to fill.
 Every drop is counted by reason, and `on_drop` lets the owner release what the
 item held.
 """
@@ -50,6 +52,7 @@ class Scheduler:
         max_batch: largest batch `next_batch` returns.
         max_wait_ms: how long a ready item may wait for a batch to fill (multi-stream).
         on_drop: called with (ticket, reason) for every dropped item.
+        per_stream: most items of one stream in one batch (None: no limit).
     """
 
     def __init__(
@@ -60,13 +63,17 @@ class Scheduler:
         max_batch: int = 8,
         max_wait_ms: float = 2.0,
         on_drop: Callable[[Ticket, str], None] | None = None,
+        per_stream: int | None = None,
     ) -> None:
+        if per_stream is not None and per_stream < 1:
+            raise ValueError("per_stream must be >= 1 (or None)")
         if streams < 1 or depth < 1 or max_batch < 1 or max_wait_ms < 0:
             raise ValueError("need streams >= 1, depth >= 1, max_batch >= 1, max_wait_ms >= 0")
         self.streams = streams
         self.depth = depth
         self.max_batch = max_batch
         self.max_wait_ns = int(max_wait_ms * 1e6)
+        self.per_stream = per_stream
         self._queues: list[deque[Ticket]] = [deque() for _ in range(streams)]
         self._on_drop = on_drop
         self._rr = 0
@@ -139,7 +146,7 @@ class Scheduler:
             for k in range(self.streams):
                 s = (self._rr + k) % self.streams
                 q = self._queues[s]
-                if taken[s] >= len(q):
+                if taken[s] >= len(q) or (self.per_stream and taken[s] >= self.per_stream):
                     continue
                 t = q[taken[s]]
                 if ready is not None and not ready(t, now_ns):

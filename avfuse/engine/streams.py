@@ -59,6 +59,8 @@ class Item:
         modalities: modalities present after pre-processing.
         degraded: a modality the model takes was missing.
         level_dbfs: audio level of the window's last 100 ms.
+        reset: the stream's recurrent state must start afresh at this item (it follows a
+            gap, a reconnect or a change between video- and audio-driven items).
     """
 
     stream: int
@@ -71,6 +73,7 @@ class Item:
     modalities: tuple[str, ...] = ()
     degraded: bool = False
     level_dbfs: float = -120.0
+    reset: bool = False
 
 
 class Stream:
@@ -118,7 +121,7 @@ class Stream:
         self._mel = mel_kernel
         self._smel: Any = None
         self._epoch = 0
-        self.state_reset_pending = False
+        self._reset_next = False  # the next item made starts the recurrent state afresh
         self.audio_buf: np.ndarray | None = None
         self._rate: int | None = None
         if m.audio is not None and ingest.audio_ring is not None and ingest.audio_clock is not None:
@@ -239,7 +242,8 @@ class Stream:
                     time_ns=t,
                     base_ns=ring.base_ns(seq),
                     first_seen_ns=now,
-                )  # fmt: skip
+                    reset=self._take_reset(),
+                )
             )
             n += 1
         if self.mode == "fused" and not n and not waiting:
@@ -259,7 +263,7 @@ class Stream:
         if self._video_absent:
             self._video_absent = False
             self._audio_only_until = None
-            self.state_reset_pending = True
+            self._reset_next = True
             self._warn(
                 "track_resumed", "video frames are back; decisions use both modalities again",
                 t, modality="video",
@@ -267,9 +271,22 @@ class Stream:
         gap = self._last_frame_ns is not None and t - self._last_frame_ns > 3 * self._period_ns
         if gap or ing.video_epoch != self._video_epoch:
             self._video_epoch = ing.video_epoch
-            self.state_reset_pending = True  # recurrent state must not span a video gap
+            self._reset_next = True  # recurrent state must not span a video gap
         self._last_frame_ns = t
         self._last_item_ns = t
+
+    def _take_reset(self) -> bool:
+        reset, self._reset_next = self._reset_next, False
+        return reset
+
+    def _crosses_audio_gap(self, w: Window) -> bool:
+        """True once per audio gap: for the first window that ends past it."""
+        gaps = self.ingest.audio_gaps
+        crossed = False
+        while gaps and gaps[0][1] <= w.end_index:
+            gaps.popleft()
+            crossed = True
+        return crossed
 
     def _video_gone(self) -> bool:
         """Whether the video has stopped while audio goes on (see the module docstring)."""
@@ -298,7 +315,7 @@ class Stream:
             if not self._video_gone():
                 return 0
             self._video_absent = True
-            self.state_reset_pending = True
+            self._reset_next = True
             since = self._last_item_ns
             self._warn(
                 "track_ended",
@@ -336,6 +353,7 @@ class Stream:
                 first_seen_ns=now,
                 window=w,
                 ready_ns=now,
+                reset=self._take_reset(),
             )
             self._push(sched, it, now)
             t = t_next
@@ -467,6 +485,8 @@ class Stream:
             if self.aligner is not None and it.window is None:
                 it.window = self.aligner.window_for(it.time_ns)
             w = it.window
+            if w is not None and self._crosses_audio_gap(w):
+                it.reset = True  # recurrent state must not span an audio gap
             if w is not None and self.audio_buf is not None and ing.audio_ring is not None:
                 res = ing.audio_ring.read(w.start_index, self.audio_buf)
                 has_audio = res.coverage >= self._min_cov
@@ -525,9 +545,8 @@ class Stream:
     def _mel_into(self, dst: np.ndarray, w: Window, *, complete: bool) -> None:
         assert self._mel is not None and self.audio_buf is not None  # set together
         epoch = self.ingest.audio_epoch
-        if epoch != self._epoch:
+        if epoch != self._epoch:  # a gap was written: cached mel frames may not span it
             self._epoch = epoch
-            self.state_reset_pending = True
             if self._smel is not None:
                 self._smel.invalidate()
         if self._smel is not None and complete and w.end_index % self._hop == 0:
