@@ -21,6 +21,7 @@ import math
 import os
 import re
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -91,12 +92,13 @@ def finite_float(
 
 
 def _int_or_none(text: str) -> int | None:
-    t = text.strip().replace("_", "")
-    return int(t) if re.fullmatch(r"[+-]?\d{1,30}", t) else None
+    """The integer `text` writes in ASCII decimal digits (surrounding blanks allowed)."""
+    t = text.strip()
+    return int(t) if re.fullmatch(r"[+-]?[0-9]{1,30}", t) else None
 
 
 def int_range(lo: int, hi: int, *, unit: str = "", note: str = "") -> Callable[[str], int]:
-    """A `type=` for an integer in [lo, hi] (decimal digits only: no 1e3, no 2.0)."""
+    """A `type=` for an integer in [lo, hi] (ASCII decimal digits only: no 1e3, 2.0, 1_000)."""
     where = _interval(lo, hi) + (f" {unit}" if unit else "")
 
     def parse(text: str) -> int:
@@ -202,6 +204,12 @@ def digit_string(text: str) -> str:
 # ---------------------------------------------------------------------- files
 
 
+def _shown(p: Path | str) -> str:
+    """A path as messages print it: as it is, or quoted with escapes if it has control chars."""
+    text = str(p)
+    return text if text.isprintable() else repr(text)
+
+
 def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
     """Check that `path` can be written later, without creating or truncating it.
 
@@ -214,25 +222,28 @@ def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
         UsageError: naming `flag`, the path and why it cannot be written.
     """
     p = Path(path)
+    q = _shown(p)
     fix = f"give {flag} a writable file path"
     if str(path) == "":
         raise UsageError(f"{flag} is empty: {fix}")
     try:
         st = p.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the ancestor check says which
         st = None
     except OSError as e:
-        raise UsageError(f"{flag} {p}: cannot be checked ({e.strerror or e}): {fix}") from None
+        raise UsageError(f"{flag} {q}: cannot be checked ({e.strerror or e}): {fix}") from None
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
-            raise UsageError(f"{flag} {p} is a folder, not a file: {fix}, e.g. {p / 'out.json'}")
+            raise UsageError(
+                f"{flag} {q} is a folder, not a file: {fix}, e.g. {_shown(p / 'out.json')}"
+            )
         if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"{flag} {p} is not a regular file: {fix}")
+            raise UsageError(f"{flag} {q} is not a regular file: {fix}")
         try:
             with open(p, "ab"):
                 pass
         except OSError as e:
-            raise UsageError(f"{flag} {p} cannot be written ({e.strerror or e}): {fix}") from None
+            raise UsageError(f"{flag} {q} cannot be written ({e.strerror or e}): {fix}") from None
         return p
     _check_creatable(p, flag, fix)
     return p
@@ -246,12 +257,13 @@ def check_output_folder(path: str | os.PathLike[str], flag: str) -> Path:
             writable folder.
     """
     p = Path(path)
+    q = _shown(p)
     fix = f"give {flag} a folder that exists or can be created"
     if str(path) == "":
         raise UsageError(f"{flag} is empty: {fix}")
     if p.exists():
         if not p.is_dir():
-            raise UsageError(f"{flag} {p} is a file, not a folder: {fix}")
+            raise UsageError(f"{flag} {q} is a file, not a folder: {fix}")
         _probe(p, flag, p, fix)
         return p
     _check_creatable(p, flag, fix)
@@ -260,24 +272,26 @@ def check_output_folder(path: str | os.PathLike[str], flag: str) -> Path:
 
 def _check_creatable(p: Path, flag: str, fix: str) -> None:
     """The nearest existing ancestor of `p` must be a folder that takes new entries."""
+    q = _shown(p)
     ancestor = p.absolute().parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         if ancestor.is_symlink():  # a dangling link: nothing can be created through it
-            raise UsageError(f"{flag} {p}: {ancestor} is a broken link: {fix}")
+            raise UsageError(f"{flag} {q}: {_shown(ancestor)} is a broken link: {fix}")
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise UsageError(f"{flag} {p}: {ancestor} is a file, not a folder: {fix}")
+        raise UsageError(f"{flag} {q}: {_shown(ancestor)} is a file, not a folder: {fix}")
     _probe(ancestor, flag, p, fix)
 
 
 def _probe(folder: Path, flag: str, p: Path, fix: str) -> None:
     """Create and remove a temporary file in `folder` (permission bits do not stop root)."""
+    q = _shown(p)
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".avfuse-probe-"):
             pass
     except OSError as e:
         raise UsageError(
-            f"{flag} {p}: nothing can be created in {folder} ({e.strerror or e}): {fix}"
+            f"{flag} {q}: nothing can be created in {_shown(folder)} ({e.strerror or e}): {fix}"
         ) from None
 
 
@@ -290,15 +304,16 @@ def check_input_file(
         UsageError: naming `flag`, the path, what is wrong and `fix`.
     """
     p = Path(path)
+    q = _shown(p)
     if not p.exists():
-        raise UsageError(f"{flag} {p} does not exist: {fix}")
+        raise UsageError(f"{flag} {q} does not exist: {fix}")
     if not p.is_file():
-        raise UsageError(f"{flag} {p} is not a file: {fix}")
+        raise UsageError(f"{flag} {q} is not a file: {fix}")
     try:
         with open(p, "rb"):
             pass
     except OSError as e:
-        raise UsageError(f"{flag} {p} cannot be read ({e.strerror or e}): {fix}") from None
+        raise UsageError(f"{flag} {q} cannot be read ({e.strerror or e}): {fix}") from None
     return p
 
 
@@ -312,19 +327,21 @@ def read_truth(path: str | os.PathLike[str], flag: str = "--truth") -> list[dict
         UsageError: naming the file and the first bad record.
     """
     p = check_input_file(path, flag)
+    q = _shown(p)
     fix = "give a JSON list of {label, start, end} records in stream seconds"
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, RecursionError) as e:
-        raise UsageError(f"{flag} {p} cannot be read ({e}): {fix}") from None
+        why = getattr(e, "strerror", None) or type(e).__name__
+        raise UsageError(f"{flag} {q} cannot be read ({why}): {fix}") from None
     except json.JSONDecodeError as e:
         raise UsageError(
-            f"{flag} {p} is not valid JSON ({e.msg} at line {e.lineno}): {fix}"
+            f"{flag} {q} is not valid JSON ({e.msg} at line {e.lineno}): {fix}"
         ) from None
     if not isinstance(data, list):
-        raise UsageError(f"{flag} {p} holds a JSON {type(data).__name__}, not a list: {fix}")
+        raise UsageError(f"{flag} {q} holds a JSON {type(data).__name__}, not a list: {fix}")
     for i, rec in enumerate(data):
-        where = f"{flag} {p}: record [{i}]"
+        where = f"{flag} {q}: record [{i}]"
         if not isinstance(rec, dict):
             raise UsageError(f"{where} is not an object: {fix}")
         for key in ("label", "start", "end"):
@@ -350,7 +367,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print `PROG: error: MESSAGE (see `PROG --help`)` on stderr and exit 2."""
-        text = " ".join(message.split("\n"))
+        text = " ".join(message.splitlines())
         m = re.fullmatch(r"argument (\S+): expected one argument", text)
         if m is not None:  # e.g. "--av-offset-ms -1e3": argparse takes -1e3 for an option
             flag = m.group(1).split("/")[-1]
@@ -369,10 +386,26 @@ class CommandParser(OneLineParser):
         self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         """As ArgumentParser's, with leftover arguments an error."""
+        for token in sys.argv[1:] if args is None else args:
+            if token == "--":
+                break
+            if token.startswith("-") and token.endswith("=--"):
+                self._refuse_dashes(token[:-3])
         ns, extras = super().parse_known_args(args, namespace)
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return ns, extras
+
+    def _refuse_dashes(self, option: str) -> NoReturn:
+        """OPTION=-- : argparse would store [] and skip the type check; refuse it here."""
+        action = self._option_string_actions.get(option)
+        check = getattr(action, "type", None)
+        if callable(check):
+            try:
+                check("--")
+            except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
+                self.error(f"argument {option}: {e}")
+        self.error(f"argument {option}: expected one argument, got '--'")
 
 
 def add_command(sub: argparse._SubParsersAction, name: str, **kwargs: Any) -> CommandParser:

@@ -57,7 +57,7 @@ def synthetic_seed(arg: str) -> int:
         int(text) > SYNTHETIC_SEED_MAX
     ):
         raise UsageError(
-            f"'synthetic:{arg}': the seed must be an integer in [0, {SYNTHETIC_SEED_MAX}]: "
+            f"{'synthetic:' + arg!r}: the seed must be an integer in [0, {SYNTHETIC_SEED_MAX}]: "
             "use e.g. synthetic:7"
         )
     return int(text)
