@@ -133,6 +133,14 @@ def int_list(
     return parse
 
 
+def threads_help(minimum: int) -> str:
+    """The range of a thread option as its help shows it, with this machine's numbers."""
+    cores = cpu_cores()
+    return (
+        f"{minimum}..{THREADS_PER_CORE * cores} ({THREADS_PER_CORE} x the {cores} CPU cores here)"
+    )
+
+
 def _threads_note(cores: int) -> str:
     return f"at most {THREADS_PER_CORE} x the {cores} CPU core{'s' if cores > 1 else ''} here"
 
@@ -173,10 +181,18 @@ def name_list(choices: Iterable[str]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def one_of(choices: Callable[[], Iterable[str]], *, what: str) -> Callable[[str], str]:
-    """A `type=` for one name of a registry, read when a value is parsed (imports stay lazy)."""
+def one_of(
+    choices: Callable[[], Iterable[str]], *, what: str, default: str | None = None
+) -> Callable[[str], str]:
+    """A `type=` for one name of a registry, looked up only for a name other than `default`.
+
+    argparse passes string defaults through `type=` too; the default needs no registry,
+    so parsing the defaults imports nothing.
+    """
 
     def parse(text: str) -> str:
+        if default is not None and text == default:
+            return text
         allowed = tuple(choices())
         if text not in allowed:
             _fail(f"a {what}: one of {', '.join(allowed)}", text)

@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threads",
         type=_args.thread_list(),
         default=(1, 2),
-        help=f"thread counts, each 1..{_args.THREADS_PER_CORE} x the CPU cores (default 1,2)",
+        help=f"thread counts, each {_args.threads_help(1)} (default 1,2)",
     )
     p.add_argument(
         "--opt-levels",

@@ -28,7 +28,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--backend",
-        type=_args.one_of(_backend_names, what="backend"),
+        type=_args.one_of(_backend_names, what="backend", default="ort"),
         default="ort",
         help="ort (default), tensorrt or torch",
     )
@@ -39,12 +39,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=_args.threads(),
         default=0,
-        help=f"inference threads, 0..{_args.THREADS_PER_CORE} x the CPU cores "
-        "(default 0: the runtime decides)",
+        metavar="N",
+        help=f"inference threads, {_args.threads_help(0)} (default 0: the runtime decides)",
     )
     g.add_argument(
         "--kernels",
-        type=_args.one_of(_kernel_names, what="kernel implementation"),
+        type=_args.one_of(_kernel_names, what="kernel implementation", default="auto"),
         default="auto",
         help="pre-processing implementation: auto (fastest available), numba, reference or cuda",
     )
@@ -111,8 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="SRC",
-        help="a media file, a URL (udp://, rtsp://, http://, ...), synthetic[:SEED], "
-        "camera:N or mic:NAME",
+        help="a media file, a URL (udp://, rtsp://, http://, ...), synthetic[:SEED] "
+        f"(SEED 0..{_args.SEED_MAX}), camera:N or mic:NAME",
     )
     src.add_argument("--audio", metavar="SRC", help="audio of the stream from SRC")
     src.add_argument("--video", metavar="SRC", help="video of the stream from SRC")
@@ -123,6 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--av-offset-ms",
         type=_args.finite_float(-AV_OFFSET_MS, AV_OFFSET_MS, unit="ms"),
         default=0.0,
+        metavar="MS",
         help="how much later the audio arrives than the video it belongs with "
         f"(positive: audio late), -{AV_OFFSET_MS:g}..{AV_OFFSET_MS:g}; default 0",
     )
@@ -130,6 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--audio-deadline-ms",
         type=_args.finite_float(0.0, AUDIO_DEADLINE_MS, unit="ms"),
         default=100.0,
+        metavar="MS",
         help=f"longest wait for late audio after a frame, 0..{AUDIO_DEADLINE_MS:g} (default 100)",
     )
     t.add_argument(
@@ -149,6 +151,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-batch",
         type=_args.int_range(1, MAX_BATCH),
         default=8,
+        metavar="N",
         help=f"largest micro-batch across streams, 1..{MAX_BATCH} (default 8)",
     )
     p.add_argument(

@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threads",
         type=_args.threads(minimum=1),
         default=2,
-        help=f"torch threads, 1..{_args.THREADS_PER_CORE} x the CPU cores (default 2)",
+        help=f"torch threads, {_args.threads_help(1)} (default 2)",
     )
     p.add_argument(
         "--p-audio-missing",
