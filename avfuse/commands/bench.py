@@ -12,25 +12,34 @@ import argparse
 import json
 import sys
 
+from avfuse.commands import _args
 from avfuse.errors import UsageError
 
+#: names the options accept (the same as avfuse.bench.config's, kept here so that
+#: building the parser imports no benchmark machinery)
+BACKENDS = ("torch", "ort", "torch-cuda", "ort-cuda", "tensorrt")
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+PRECISIONS = ("fp32", "fp16", "int8")
+QUANT = ("dynamic", "static")
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
+#: documented ranges (see each option's help)
+MAX_BATCH = 1024
+MAX_STREAMS = 256
+MAX_LATENCY_BOUND_MS = 60000.0
+MAX_FPS = 240.0
+MAX_MIN_DURATION_MS = 3_600_000
+MAX_MIN_QUERIES = 10_000_000
+MAX_WARMUP = 100_000
+MAX_REPEATS = 100
+MAX_E2E_SECONDS = 3600.0
+MAX_ACCURACY_LIMIT = 10_000_000
+MAX_TOLERANCE = 10.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `bench` sub-command."""
-    p = sub.add_parser(
+    p = _args.add_command(
+        sub,
         "bench",
         help="benchmark backends and the pipeline (MLPerf LoadGen scenarios)",
         description="Run MLPerf LoadGen scenarios (single-stream, multi-stream, offline) on the "
@@ -49,60 +58,74 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model folder/manifest (default: bundled)")
     p.add_argument(
         "--backends",
-        type=_names,
-        default=("torch", "ort", "torch-cuda", "ort-cuda", "tensorrt"),
+        type=_args.name_list(BACKENDS),
+        default=BACKENDS,
         help="comma list of torch, ort, torch-cuda, ort-cuda, tensorrt (default: all; "
         "absent ones are skipped with the reason)",
     )
-    p.add_argument("--threads", type=_ints, default=(1, 2), help="thread counts (default 1,2)")
+    p.add_argument(
+        "--threads",
+        type=_args.thread_list(),
+        default=(1, 2),
+        help=f"thread counts, each {_args.threads_help(1)} (default 1,2)",
+    )
     p.add_argument(
         "--opt-levels",
-        type=_names,
-        default=("disable", "basic", "extended", "all"),
-        help="ONNX Runtime graph optimisation levels swept",
+        type=_args.name_list(OPT_LEVELS),
+        default=OPT_LEVELS,
+        help="ONNX Runtime graph optimisation levels swept: disable, basic, extended, all "
+        "(default: all four)",
     )
     p.add_argument(
         "--precisions",
-        type=_names,
+        type=_args.name_list(PRECISIONS),
         default=("fp32", "int8"),
         help="fp32, int8 (quantised copy), fp16 (default fp32,int8)",
     )
     p.add_argument(
         "--quant",
-        type=_names,
+        type=_args.name_list(QUANT),
         default=("dynamic",),
         help="int8 methods: dynamic, static (calibrated on the data)",
     )
     p.add_argument(
         "--batch-sizes",
-        type=_ints,
+        type=_args.int_list(1, MAX_BATCH),
         default=(1, 2, 4, 8, 16, 32, 64),
-        help="offline batch sizes swept",
+        help=f"offline batch sizes swept, each 1..{MAX_BATCH}",
     )
     p.add_argument(
         "--streams",
-        type=_ints,
+        type=_args.int_list(1, MAX_STREAMS, ascending=True),
         default=(1, 2, 4, 8, 12, 16, 24, 32),
-        help="stream counts tried, ascending (multi-stream)",
+        help=f"stream counts tried, strictly ascending, each 1..{MAX_STREAMS} (multi-stream)",
     )
     p.add_argument(
         "--latency-bound-ms",
-        type=float,
+        type=_args.finite_float(0.0, MAX_LATENCY_BOUND_MS, unit="ms", lo_open=True),
         default=50.0,
-        help="p99 end-to-end bound of the multi-stream search (default 50)",
+        help="p99 end-to-end bound of the multi-stream search, "
+        f"0 < x <= {MAX_LATENCY_BOUND_MS:g} ms (default 50)",
     )
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate of each live stream")
+    p.add_argument(
+        "--fps",
+        type=_args.finite_float(0.0, MAX_FPS, lo_open=True),
+        default=30.0,
+        help=f"frame rate of each live stream, 0 < x <= {MAX_FPS:g} (default 30)",
+    )
     p.add_argument(
         "--min-duration-ms",
-        type=int,
+        type=_args.int_range(0, MAX_MIN_DURATION_MS, unit="ms"),
         default=1000,
-        help="LoadGen minimum run length per measurement (default 1000)",
+        help=f"LoadGen minimum run length per measurement, 0..{MAX_MIN_DURATION_MS} "
+        "(default 1000; 0: LoadGen's own)",
     )
     p.add_argument(
         "--min-queries",
-        type=int,
+        type=_args.int_range(0, MAX_MIN_QUERIES),
         default=100,
-        help="LoadGen minimum query count per measurement (default 100)",
+        help=f"LoadGen minimum query count per measurement, 0..{MAX_MIN_QUERIES} "
+        "(default 100; 0: LoadGen's own)",
     )
     p.add_argument(
         "--loadgen-rules",
@@ -110,13 +133,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="use LoadGen's own minimum duration and query count (600 s, 1024 queries for "
         "single-stream: long) instead of --min-duration-ms/--min-queries",
     )
-    p.add_argument("--warmup", type=int, default=20, help="warm-up queries (reported apart)")
-    p.add_argument("--repeats", type=int, default=3, help="repeats per measurement (noise)")
+    p.add_argument(
+        "--warmup",
+        type=_args.int_range(0, MAX_WARMUP),
+        default=20,
+        help=f"warm-up queries (reported apart), 0..{MAX_WARMUP} (default 20)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_args.int_range(1, MAX_REPEATS),
+        default=3,
+        help=f"repeats per measurement (noise), 1..{MAX_REPEATS} (default 3)",
+    )
     p.add_argument(
         "--e2e-seconds",
-        type=float,
+        type=_args.finite_float(0.0, MAX_E2E_SECONDS, unit="s", lo_open=True),
         default=10.0,
-        help="length of the single-stream end-to-end run (searches use <= 4 s)",
+        help="length of the single-stream end-to-end run (searches use <= 4 s), "
+        f"0 < x <= {MAX_E2E_SECONDS:g} (default 10)",
     )
     p.add_argument(
         "--source",
@@ -124,8 +158,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="end-to-end streams play this: synthetic (default) or a media file/URL",
     )
     p.add_argument("--no-accuracy", action="store_true", help="skip the test-split accuracy")
-    p.add_argument("--accuracy-limit", type=int, default=0, help="at most N test samples")
-    p.add_argument("--seed", type=int, default=0, help="seed of sample order, inputs, scenes")
+    p.add_argument(
+        "--accuracy-limit",
+        type=_args.int_range(0, MAX_ACCURACY_LIMIT),
+        default=0,
+        help=f"at most N test samples, 0..{MAX_ACCURACY_LIMIT} (default 0: all)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_args.seed,
+        default=0,
+        help=f"seed of sample order, inputs, scenes, 0..{_args.SEED_MAX} (default 0)",
+    )
     p.add_argument(
         "--data",
         default="test",
@@ -133,8 +177,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="inputs: the AV-digits test split (default; generated and cached on "
         "first use) or seeded random inputs (no accuracy)",
     )
-    p.add_argument("--out", default="benchmarks/results", help="results folder")
-    p.add_argument("--summary", default=None, help="also write the Markdown table here")
+    p.add_argument(
+        "--out",
+        default="benchmarks/results",
+        help="results folder (checked writable before the benchmark starts)",
+    )
+    p.add_argument(
+        "--summary",
+        default=None,
+        help="also write the Markdown table here (checked writable before the benchmark starts)",
+    )
     p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     p.add_argument("--json", action="store_true", help="print the result JSON, not the table")
     p.add_argument(
@@ -145,11 +197,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=_args.finite_float(0.0, MAX_TOLERANCE),
         default=0.10,
-        help="smallest relative change --compare flags (default 0.10)",
+        help=f"smallest relative change --compare flags, 0..{MAX_TOLERANCE:g} (default 0.10)",
     )
     p.set_defaults(func=run)
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Checks that need the file system, run before any measurement (UsageError: exit 2).
+
+    With --compare both files must be readable; otherwise --out must be a folder that
+    exists or can be created and --summary a writable file (nothing is created here).
+    """
+    if args.compare:
+        for path in args.compare:
+            _args.check_input_file(path, "--compare")
+        return
+    _args.check_output_folder(args.out, "--out")
+    if args.summary is not None:
+        _args.check_output_file(args.summary, "--summary")
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -163,6 +230,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark (or the comparison) and print the table."""
+    preflight(args)
     if args.compare:
         return _compare(args)
     from pathlib import Path

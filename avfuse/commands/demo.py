@@ -5,12 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from avfuse.commands.run import add_model_options, add_output_options, print_outcome, sinks_from
+from avfuse.commands import _args
+from avfuse.commands.run import (
+    AV_OFFSET_MS,
+    add_model_options,
+    add_output_options,
+    check_outputs,
+    print_outcome,
+    sinks_from,
+)
+
+#: documented ranges of the scene's disturbances
+MAX_DRIFT_PPM = 10000.0
+MAX_JITTER_MS = 1000.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `demo` sub-command."""
-    p = sub.add_parser(
+    p = _args.add_command(
+        sub,
         "demo",
         help="run the bundled model on a synthetic scene (no devices needed)",
         description="Show digit cards to a virtual camera and speak the same digits into a "
@@ -19,33 +32,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         "they happen, the latency table at the end, and a score against the scene's ground "
         "truth. Exit status 0 when the run finished, whatever the score.",
     )
-    p.add_argument("--seed", type=int, default=0, help="scene seed: digit order and layout")
-    p.add_argument("--digits", default="0123456789", help="digits the scene shows, in any order")
+    p.add_argument(
+        "--seed",
+        type=_args.seed,
+        default=0,
+        help=f"scene seed: digit order and layout, 0..{_args.SEED_MAX} (default 0)",
+    )
+    p.add_argument(
+        "--digits",
+        type=_args.digit_string,
+        default="0123456789",
+        help="digits the scene shows, in any order: 1 to 50 of 0-9 (default 0123456789)",
+    )
     p.add_argument(
         "--fast", action="store_true", help="run as fast as possible instead of in real time"
     )
     p.add_argument(
         "--av-offset-ms",
-        type=float,
+        type=_args.finite_float(-AV_OFFSET_MS, AV_OFFSET_MS, unit="ms"),
         default=0.0,
-        help="make the scene's audio this late and tell the pipeline so",
+        help="make the scene's audio this late and tell the pipeline so, "
+        f"-{AV_OFFSET_MS:g}..{AV_OFFSET_MS:g} ms (default 0)",
     )
     p.add_argument(
         "--drift-ppm",
-        type=float,
+        type=_args.finite_float(-MAX_DRIFT_PPM, MAX_DRIFT_PPM, unit="ppm"),
         default=0.0,
-        help="audio clock drift of the virtual microphone (ppm)",
+        help="audio clock drift of the virtual microphone, "
+        f"-{MAX_DRIFT_PPM:g}..{MAX_DRIFT_PPM:g} ppm (default 0)",
     )
     p.add_argument(
-        "--jitter-ms", type=float, default=0.0, help="arrival jitter of the virtual devices (ms)"
+        "--jitter-ms",
+        type=_args.finite_float(0.0, MAX_JITTER_MS, unit="ms"),
+        default=0.0,
+        help=f"arrival jitter of the virtual devices, 0..{MAX_JITTER_MS:g} ms (default 0)",
     )
     add_model_options(p)
     add_output_options(p)
     p.set_defaults(func=run, drains=True)
 
 
+def preflight(args: argparse.Namespace) -> None:
+    """Checks that need the file system, run before the scene (UsageError: exit 2)."""
+    check_outputs(args)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the scene and print the outcome."""
+    preflight(args)
     from avfuse.api import demo
     from avfuse.engine.pipeline import PipelineConfig
 

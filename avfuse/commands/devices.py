@@ -6,10 +6,13 @@ import argparse
 import json
 from typing import Any
 
+from avfuse.commands import _args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `devices` sub-command."""
-    p = sub.add_parser(
+    p = _args.add_command(
+        sub,
         "devices",
         help="list microphones and cameras",
         description="List the microphones PortAudio sees (index, name, host API, default "

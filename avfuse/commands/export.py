@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avfuse.commands import _args
+
+#: largest parity tolerance accepted (logits differing by more are not the same model)
+MAX_ATOL = 1.0
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `export` sub-command."""
-    p = sub.add_parser(
+    p = _args.add_command(
+        sub,
         "export",
         help="export a trained checkpoint to ONNX with its manifest",
         description="Export a checkpoint written by `avfuse train` to DIR/model.onnx (dynamic "
@@ -25,12 +31,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--legacy", action="store_true", help="use the legacy TorchScript exporter, not dynamo"
     )
-    p.add_argument("--atol", type=float, default=1e-4, help="parity tolerance on logits")
+    p.add_argument(
+        "--atol",
+        type=_args.finite_float(0.0, MAX_ATOL, lo_open=True),
+        default=1e-4,
+        help=f"parity tolerance on logits, 0 < atol <= {MAX_ATOL:g} (default 1e-4)",
+    )
     p.set_defaults(func=run)
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """The checkpoint must be readable and --out a folder that can be written (exit 2)."""
+    _args.check_input_file(
+        args.checkpoint, "checkpoint", fix="give a checkpoint.pt written by `avfuse train`"
+    )
+    _args.check_output_folder(args.out, "--out")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the export chain and print what it wrote."""
+    preflight(args)
     from avfuse.export import export_model
 
     r = export_model(

@@ -6,16 +6,20 @@ import argparse
 import json
 
 from avfuse.assets import default_model_path
+from avfuse.commands import _args
+from avfuse.errors import ModelError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `info` sub-command."""
-    p = sub.add_parser(
+    p = _args.add_command(
+        sub,
         "info",
         help="show and validate a model's manifest",
         description="Print the manifest summary of a model (inputs, pre-processing, labels, "
         "metrics, provenance) and check it against the ONNX graph. Exits 2 naming the field "
-        "when the manifest is missing or inconsistent.",
+        "when the manifest is missing or inconsistent, and naming the file when the model, "
+        "its manifest or the folder is missing.",
     )
     p.add_argument(
         "model",
@@ -33,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from avfuse.manifest import load_manifest
 
     m = load_manifest(args.model or default_model_path())
+    if not m.model_path.is_file():
+        what = "is a folder" if m.model_path.is_dir() else "does not exist"
+        raise ModelError(
+            f"manifest {m.path} names the model file {m.model_file!r}, but {m.model_path} "
+            f"{what}: put the exported model.onnx beside the manifest or fix model.file in it"
+        )
     with create_backend("ort", threads=1) as be:
         be.load(m)  # checks the manifest against the graph
     if args.json:

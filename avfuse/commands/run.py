@@ -8,7 +8,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from avfuse.commands import _args
 from avfuse.errors import UsageError
+
+#: documented ranges of the timing options (ms) and of --duration (s)
+AV_OFFSET_MS = 10000.0
+AUDIO_DEADLINE_MS = 10000.0
+MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_BATCH = 1024
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -19,16 +26,40 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="model.onnx, its manifest.json or folder (default: the bundled model)",
     )
-    g.add_argument("--backend", default="ort", help="ort (default), tensorrt or torch")
-    g.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     g.add_argument(
-        "--threads", type=int, default=0, help="inference threads (0: the runtime decides)"
+        "--backend",
+        type=_args.one_of(_backend_names, what="backend", default="ort"),
+        default="ort",
+        help="ort (default), tensorrt or torch",
+    )
+    g.add_argument(
+        "--device", type=_args.device, default="cpu", help="cpu (default), cuda or cuda:N"
+    )
+    g.add_argument(
+        "--threads",
+        type=_args.threads(),
+        default=0,
+        metavar="N",
+        help=f"inference threads, {_args.threads_help(0)} (default 0: the runtime decides)",
     )
     g.add_argument(
         "--kernels",
+        type=_args.one_of(_kernel_names, what="kernel implementation", default="auto"),
         default="auto",
         help="pre-processing implementation: auto (fastest available), numba, reference or cuda",
     )
+
+
+def _backend_names() -> list[str]:
+    from avfuse.backends import available_backends
+
+    return available_backends()
+
+
+def _kernel_names() -> list[str]:
+    from avfuse.kernels import IMPLEMENTATIONS
+
+    return ["auto", *IMPLEMENTATIONS]
 
 
 def add_output_options(p: argparse.ArgumentParser, *, default_sink: str = "console") -> None:
@@ -47,7 +78,8 @@ def add_output_options(p: argparse.ArgumentParser, *, default_sink: str = "conso
         "--metrics",
         metavar="PATH",
         default=None,
-        help="write the summary (latency per stage, drops) as JSON to PATH",
+        help="write the summary (latency per stage, drops) as JSON to PATH (checked "
+        "writable before the run starts)",
     )
     g.add_argument("--quiet", action="store_true", help="do not print the latency table at exit")
 
@@ -62,7 +94,8 @@ def sinks_from(args: argparse.Namespace, default: str = "console") -> list[str]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `run` sub-command."""
-    p = sub.add_parser(
+    p = _args.add_command(
+        sub,
         "run",
         help="run a model on a file, stream, camera or microphone",
         description="Capture audio and video, align them on one clock and print recognition "
@@ -78,8 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="SRC",
-        help="a media file, a URL (udp://, rtsp://, http://, ...), synthetic[:SEED], "
-        "camera:N or mic:NAME",
+        help="a media file, a URL (udp://, rtsp://, http://, ...), synthetic[:SEED] "
+        f"(SEED 0..{_args.SEED_MAX}), camera:N or mic:NAME",
     )
     src.add_argument("--audio", metavar="SRC", help="audio of the stream from SRC")
     src.add_argument("--video", metavar="SRC", help="video of the stream from SRC")
@@ -88,16 +121,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = p.add_argument_group("timing")
     t.add_argument(
         "--av-offset-ms",
-        type=float,
+        type=_args.finite_float(-AV_OFFSET_MS, AV_OFFSET_MS, unit="ms"),
         default=0.0,
+        metavar="MS",
         help="how much later the audio arrives than the video it belongs with "
-        "(positive: audio late); default 0",
+        f"(positive: audio late), -{AV_OFFSET_MS:g}..{AV_OFFSET_MS:g}; default 0",
     )
     t.add_argument(
         "--audio-deadline-ms",
-        type=float,
+        type=_args.finite_float(0.0, AUDIO_DEADLINE_MS, unit="ms"),
         default=100.0,
-        help="longest wait for late audio after a frame (default 100)",
+        metavar="MS",
+        help=f"longest wait for late audio after a frame, 0..{AUDIO_DEADLINE_MS:g} (default 100)",
     )
     t.add_argument(
         "--realtime",
@@ -106,24 +141,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--duration",
-        type=float,
+        type=_args.finite_float(0.0, MAX_DURATION_S, unit="s", lo_open=True),
         default=None,
         metavar="S",
-        help="stop after S seconds of wall time",
+        help=f"stop after S seconds of wall time, 0 < S <= {MAX_DURATION_S:g} (a week; for "
+        "longer runs leave it out and stop with Ctrl-C)",
     )
     t.add_argument(
-        "--max-batch", type=int, default=8, help="largest micro-batch across streams (default 8)"
+        "--max-batch",
+        type=_args.int_range(1, MAX_BATCH),
+        default=8,
+        metavar="N",
+        help=f"largest micro-batch across streams, 1..{MAX_BATCH} (default 8)",
     )
     p.add_argument(
         "--truth",
         metavar="PATH",
         default=None,
         help="score the events against a ground-truth JSON (list of {label, start, "
-        "end}), e.g. the one written beside a rendered synthetic scene",
+        "end}), e.g. the one written beside a rendered synthetic scene; read and checked "
+        "before the run starts",
     )
     add_model_options(p)
     add_output_options(p)
     p.set_defaults(func=run, drains=True)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output option that could not be written at the end of the run."""
+    if args.metrics is not None:
+        _args.check_output_file(args.metrics, "--metrics")
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Checks that need the file system, run before any work (UsageError: exit 2).
+
+    A synthetic:SEED source must have a valid seed, --truth must be a readable list
+    of {label, start, end}, --metrics must be writable (nothing is created or
+    truncated here).
+    """
+    from avfuse.engine.sources import synthetic_seed
+
+    for spec in (*args.source, args.audio, args.video):
+        kind, _, arg = (spec or "").strip().partition(":")
+        if kind == "synthetic" and not arg.startswith("//"):
+            synthetic_seed(arg)
+    if args.truth is not None:
+        _args.read_truth(args.truth, "--truth")  # the run body reads it again at the end
+    check_outputs(args)
 
 
 def _stream_args(args: argparse.Namespace) -> tuple[list[str], str | None, str | None]:
@@ -153,6 +218,7 @@ def print_outcome(result, args: argparse.Namespace) -> None:  # noqa: ANN001 - R
 
 def run(args: argparse.Namespace) -> int:
     """Build the pipeline from the options and run it to the end."""
+    preflight(args)
     from avfuse.api import run as run_api
     from avfuse.engine.pipeline import PipelineConfig
 

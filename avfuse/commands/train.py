@@ -5,15 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avfuse.commands import _args
 from avfuse.errors import UsageError
 from avfuse.models.zoo import ZOO
 
 ZOO_NAMES = tuple(ZOO)
 
+#: documented ranges (see each option's help)
+MAX_EPOCHS = 10000
+MAX_BATCH_SIZE = 4096
+MAX_LR = 10.0
+MAX_PATIENCE = 10000
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `train` sub-command."""
-    p = sub.add_parser(
+    p = _args.add_command(
+        sub,
         "train",
         help="train a fusion model (or the whole zoo) on AV-digits",
         description="Train a model of the zoo on the AV-digits data set (generated and cached "
@@ -28,23 +36,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", choices=ZOO_NAMES, help="the zoo model to train")
     what.add_argument("--zoo", action="store_true", help="train every zoo model and report")
-    p.add_argument("--epochs", type=int, default=16, help="maximum epochs (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, data order, augmentation")
-    p.add_argument("--batch-size", type=int, default=64, help="samples per step (default 64)")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument(
+        "--epochs",
+        type=_args.int_range(1, MAX_EPOCHS),
+        default=16,
+        help=f"maximum epochs, 1..{MAX_EPOCHS} (default 16)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_args.seed,
+        default=0,
+        help=f"seed for weights, data order, augmentation, 0..{_args.SEED_MAX} (default 0)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_args.int_range(1, MAX_BATCH_SIZE),
+        default=64,
+        help=f"samples per step, 1..{MAX_BATCH_SIZE} (default 64)",
+    )
+    p.add_argument(
+        "--lr",
+        type=_args.finite_float(0.0, MAX_LR, lo_open=True),
+        default=3e-3,
+        help=f"peak AdamW learning rate, 0 < lr <= {MAX_LR:g} (default 0.003)",
+    )
+    p.add_argument(
+        "--patience",
+        type=_args.int_range(1, MAX_PATIENCE),
+        default=5,
+        help=f"early-stopping patience in epochs, 1..{MAX_PATIENCE} (default 5)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_args.threads(minimum=1),
+        default=2,
+        help=f"torch threads, {_args.threads_help(1)} (default 2)",
+    )
     p.add_argument(
         "--p-audio-missing",
-        type=float,
+        type=_args.finite_float(0.0, 1.0),
         default=0.15,
-        help="modality dropout: share of training samples without audio (default 0.15)",
+        help="modality dropout: share of training samples without audio, 0..1, with "
+        "--p-video-missing summing to at most 1 (default 0.15)",
     )
     p.add_argument(
         "--p-video-missing",
-        type=float,
+        type=_args.finite_float(0.0, 1.0),
         default=0.15,
-        help="modality dropout: share of training samples without video (default 0.15)",
+        help="modality dropout: share of training samples without video, 0..1 (default 0.15)",
     )
     p.add_argument(
         "--out", type=Path, default=None, help="output folder (default runs/<model> or runs/zoo)"
@@ -57,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--results",
         type=Path,
         default=Path("benchmarks/results/accuracy.json"),
-        help="--zoo: where to write the accuracy report",
+        help="--zoo: where to write the accuracy report (checked writable before training)",
     )
     p.add_argument(
         "--readme",
@@ -78,16 +117,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def preflight(args: argparse.Namespace) -> None:
+    """Checks across options and of the output paths, run before any data is made.
+
+    Raises:
+        UsageError: the two dropout shares sum past 1, or an output cannot be written.
+    """
+    pa, pv = args.p_audio_missing, args.p_video_missing
+    if pa + pv > 1:
+        raise UsageError(
+            f"--p-audio-missing {pa:g} and --p-video-missing {pv:g} sum to {pa + pv:g}: "
+            "the two shares must sum to at most 1"
+        )
+    _args.check_output_folder(args.out or Path("runs") / (args.model or "zoo"), "--out")
+    if args.zoo:
+        _args.check_output_file(args.results, "--results")
+        if args.readme.exists():
+            _args.check_output_file(args.readme, "--readme")
+
+
 def run(args: argparse.Namespace) -> int:
     """Train as asked and print where the results went."""
+    preflight(args)
     from avfuse.models.augment import AugmentConfig
     from avfuse.models.train import TrainConfig
 
-    if args.epochs < 1 or args.threads < 1:
-        raise UsageError("--epochs and --threads must be >= 1")
     pa, pv = args.p_audio_missing, args.p_video_missing
-    if pa < 0 or pv < 0 or pa + pv > 1:
-        raise UsageError("--p-audio-missing and --p-video-missing must be >= 0 with a sum <= 1")
     cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -4,7 +4,7 @@
 Source:
 
     synthetic            the scripted digit scene (seed 0)
-    synthetic:SEED       the same with another seed
+    synthetic:SEED       the same with another seed (an integer in [0, 2**32 - 1])
     mic:NAME | mic:N     a microphone (PortAudio device name substring or index)
     camera:N | camera:PATH   a camera through OpenCV (index or /dev/videoN)
     udp://... rtsp://... http(s)://... srt://... rtp://...   a live network stream
@@ -36,18 +36,37 @@ __all__ = [
     "SourceStatus",
     "VideoFormat",
     "open_source",
+    "synthetic_seed",
 ]
+
+
+#: largest seed of "synthetic:SEED" (numpy's 32-bit seed range, as the CLI's --seed)
+SYNTHETIC_SEED_MAX = 2**32 - 1
+
+
+def synthetic_seed(arg: str) -> int:
+    """The seed of "synthetic:ARG" (0 when ARG is empty).
+
+    Raises:
+        UsageError: ARG is not an integer in [0, SYNTHETIC_SEED_MAX].
+    """
+    text = arg.strip()
+    if not text:
+        return 0
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or (
+        int(text) > SYNTHETIC_SEED_MAX
+    ):
+        raise UsageError(
+            f"{'synthetic:' + arg!r}: the seed must be an integer in [0, {SYNTHETIC_SEED_MAX}]: "
+            "use e.g. synthetic:7"
+        )
+    return int(text)
 
 
 def _synthetic(arg: str, *, sample_rate: int, realtime: bool, **kw: Any) -> Source:
     from avfuse.engine.sources.synthetic import SceneScript, SyntheticSource
 
-    try:
-        seed = int(arg) if arg else 0
-    except ValueError:
-        raise UsageError(
-            f"'synthetic:{arg}': the seed must be an integer: use e.g. synthetic:7"
-        ) from None
+    seed = synthetic_seed(arg)
     script = kw.pop("script", None) or SceneScript.default(seed=seed)
     return SyntheticSource(script=script, sample_rate=sample_rate, realtime=realtime, **kw)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,6 +264,51 @@ class SyntheticConfig:
     noise_dbfs: float = -55.0
 
 
+#: accepted ranges of the SyntheticConfig disturbances (the same as the demo's options)
+MAX_AV_OFFSET_MS = 10000.0
+MAX_DRIFT_PPM = 10000.0
+MAX_JITTER_MS = 1000.0
+
+
+def _check_config(cfg: SyntheticConfig) -> None:
+    """Refuse settings the scene cannot be delivered with (UsageError naming the field)."""
+    for name in ("sample_rate", "width", "height"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
+            raise UsageError(f"{name}={v!r} is not a positive integer: fix the option")
+    reals = ("fps", "block_ms", "av_offset_ms", "drift_ppm", "jitter_ms", "drop_video")
+    for name in (*reals, "noise_dbfs"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise UsageError(f"{name}={v!r} is not a finite number: fix the option")
+    if cfg.fps <= 0 or cfg.block_ms <= 0:
+        raise UsageError(f"fps={cfg.fps} and block_ms={cfg.block_ms} must be positive")
+    ranges = (
+        ("av_offset_ms", -MAX_AV_OFFSET_MS, MAX_AV_OFFSET_MS),
+        ("drift_ppm", -MAX_DRIFT_PPM, MAX_DRIFT_PPM),
+        ("jitter_ms", 0.0, MAX_JITTER_MS),
+    )
+    for name, lo, hi in ranges:
+        v = getattr(cfg, name)
+        if not lo <= v <= hi:
+            raise UsageError(f"{name}={v:g} is not in [{lo:g}, {hi:g}]: fix the option")
+    if not 0.0 <= cfg.drop_video < 1.0:
+        raise UsageError(f"drop_video={cfg.drop_video} is not in [0, 1): give a probability")
+    for gap in cfg.audio_gaps:
+        if (
+            not isinstance(gap, (tuple, list))
+            or len(gap) != 2
+            or not all(isinstance(t, numbers.Real) and math.isfinite(t) for t in gap)
+            or not gap[0] < gap[1]
+        ):
+            raise UsageError(f"audio gap {gap!r} is not (start, end) with start < end, in seconds")
+    frames = cfg.drop_frames
+    if not all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in frames):
+        raise UsageError(f"drop_frames={cfg.drop_frames!r}: give frame indices (integers)")
+    if not (cfg.audio or cfg.video):
+        raise UsageError("audio=False and video=False: enable at least one modality")
+
+
 class SyntheticSource(Source):
     """Delivers a `SceneScript` as a camera + microphone would (see module docstring)."""
 
@@ -288,14 +334,7 @@ class SyntheticSource(Source):
             self.config = cfg = SyntheticConfig(**kw)
         except TypeError as e:
             raise UsageError(f"synthetic source: {e}: use the fields of SyntheticConfig") from None
-        if min(cfg.fps, cfg.sample_rate, cfg.block_ms, cfg.width, cfg.height) <= 0:
-            raise UsageError(
-                "fps, sample_rate, block_ms, width and height must be positive: fix the options"
-            )
-        if not 0.0 <= cfg.drop_video < 1.0:
-            raise UsageError(f"drop_video={cfg.drop_video} is not in [0, 1): give a probability")
-        if not (cfg.audio or cfg.video):
-            raise UsageError("audio=False and video=False: enable at least one modality")
+        _check_config(cfg)
         self._material = material
         self.render: SceneRender | None = None
         #: host ns of scene time 0 (set when delivery starts)
