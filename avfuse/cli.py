@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from avfuse import __version__
+from avfuse.commands._args import CommandParser, OneLineParser
 from avfuse.engine.control import StopToken
 from avfuse.errors import AvfuseError, StdoutClosed, exit_code_for
 from avfuse.signals import drain_on_signals, exit_status
@@ -28,7 +29,7 @@ COMMANDS = ("demo", "run", "devices", "info", "train", "export", "bench")
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (sub-command modules are imported, their heavy deps are not)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="avfuse",
         description="Real-time audio-visual fusion inference: capture camera and microphone, "
         "align them on one clock, and recognise what is seen and heard.",
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "141 stdout closed by its reader.",
     )
     parser.add_argument("--version", action="version", version=f"avfuse {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name in COMMANDS:
         importlib.import_module(f"avfuse.commands.{name}").register(sub)
     return parser

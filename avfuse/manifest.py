@@ -264,14 +264,25 @@ def _parse(data: Any, path: Path | None) -> Manifest:
             )
     audio = _params(AudioParams, pre["audio"], "preprocess.audio") if "audio" in pre else None
     video = _params(VideoParams, pre["video"], "preprocess.video") if "video" in pre else None
-    mask_order = tuple(data.get("mask_order", []))
+    mask_order = data.get("mask_order", [])
+    if not isinstance(mask_order, list) or not all(isinstance(x, str) for x in mask_order):
+        raise ManifestError("must be a list of modality names", field="mask_order")
+    raw_state = data.get("state", [])
+    if not isinstance(raw_state, list):
+        raise ManifestError("must be a list of {input, output} pairs", field="state")
+    for i, p in enumerate(raw_state):
+        if not isinstance(p, dict):
+            raise ManifestError("must be an object {input, output}", field=f"state[{i}]")
     state = tuple(
         StatePair(
             input=_need(p, "input", str, f"state[{i}]"),
             output=_need(p, "output", str, f"state[{i}]"),
         )
-        for i, p in enumerate(data.get("state", []))
+        for i, p in enumerate(raw_state)
     )
+    for key in ("metrics", "provenance"):
+        if not isinstance(data.get(key, {}), dict):
+            raise ManifestError("must be an object", field=key)
     m = Manifest(
         model_file=model_file,
         fusion=fusion,
@@ -280,7 +291,7 @@ def _parse(data: Any, path: Path | None) -> Manifest:
         outputs=outputs,
         audio=audio,
         video=video,
-        mask_order=mask_order,
+        mask_order=tuple(mask_order),
         state=state,
         name=str(data.get("name", "model")),
         sha256=sha,
@@ -339,6 +350,8 @@ def _check_consistency(m: Manifest) -> None:
         if p.output not in out_names:
             raise ManifestError(f"no output named {p.output!r}", field=f"state[{i}].output")
     logits = m.outputs[0]
+    if not logits.shape:
+        raise ManifestError("the logits output needs a class dimension", field="outputs[0].shape")
     if isinstance(logits.shape[-1], int) and logits.shape[-1] != len(m.labels):
         raise ManifestError(
             f"{len(m.labels)} labels but the first output has {logits.shape[-1]} classes",

@@ -183,12 +183,6 @@ def _mutated(mutations: list[tuple[tuple, str, Any]]) -> Any:
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    strict=True,
-    reason="manifest._parse/_check_consistency (not in this change) raise TypeError, ValueError "
-    "or IndexError for a non-object metrics/provenance, a non-list state or mask_order, a "
-    "state entry that is not an object and an output with an empty shape",
-)
 @settings(PROFILE, max_examples=600)
 @given(mutations=st.lists(_MUTATION, min_size=1, max_size=3))
 def test_mutated_manifest_is_valid_or_a_manifest_error_naming_a_field(

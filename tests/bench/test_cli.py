@@ -84,5 +84,8 @@ def test_compare_refuses_an_incomplete_file(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_bad_options_exit_2(capsys: pytest.CaptureFixture) -> None:
-    assert main(["bench", "--precisions", "fp8"]) == 2
-    assert "precision" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--precisions", "fp8"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "precision" in err and len(err.strip().splitlines()) == 1

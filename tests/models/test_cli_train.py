@@ -24,5 +24,8 @@ def test_model_and_zoo_are_exclusive(capsys):
 
 
 def test_bad_epochs_is_a_usage_error(capsys):
-    assert main(["train", "--model", "early", "--epochs", "0"]) == 2
-    assert "--epochs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--model", "early", "--epochs", "0"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--epochs" in err and len(err.strip().splitlines()) == 1
