@@ -64,13 +64,13 @@ def test_info_validates_and_prints_a_model(
 def test_info_on_a_broken_manifest_is_one_line_and_exit_2(tmp_path: Path) -> None:
     path = write_tiny_model(tmp_path)
     data = json.loads(path.read_text())
-    del data["preprocess"]["audio"]["n_mels"]
+    data["preprocess"]["audio"]["n_mels"] = "64"
     path.write_text(json.dumps(data))
     proc = _run("info", str(tmp_path))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "preprocess.audio.n_mels" in lines[0] and "is missing" in lines[0]
+    assert "preprocess.audio.n_mels" in lines[0] and "must be an integer" in lines[0]
 
 
 def test_info_on_a_missing_model_says_how_to_fix(tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 A backend runs one exported model. Subclasses implement `_load`, `_infer` and
 `_close` only; this base checks that the model is loaded, that every feed has the
-right name, dtype and shape, times each call (`last_infer_ms`), and carries
-recurrent state for stateful models per stream, the way Triton's sequence batcher
-does: a state output of one call is the state input of the next call of the same
-stream, and a stream's state is reset to zeros after a gap (`reset_state`).
+right name, dtype and shape, times each call (`last_infer_ms`), adds the model's
+`const` inputs, and carries recurrent state for stateful models per stream, the way
+Triton's sequence batcher does: a state output of one call is the state input of the
+next call of the same stream, stacked along the state's own batch axis (e.g. axis 1
+of [2, batch, 128]), and a stream's state starts again from its initial value after
+a gap (`reset_state`). A `_load` that reads the graph replaces `self.manifest` with
+the manifest completed from it (`avfuse.manifest.resolve`).
 """
 
 from __future__ import annotations
@@ -24,11 +27,19 @@ from avfuse.manifest import Manifest, TensorSpec
 _NP_DTYPES = {
     "float32": np.float32,
     "float16": np.float16,
+    "float64": np.float64,
     "int64": np.int64,
     "int32": np.int32,
+    "int16": np.int16,
+    "int8": np.int8,
     "uint8": np.uint8,
     "bool": np.bool_,
 }
+
+
+def np_dtype(name: str | None) -> type:
+    """The numpy type of a manifest dtype (float32 when unknown)."""
+    return _NP_DTYPES.get(name or "float32", np.float32)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +83,8 @@ class Backend(ABC):
         self.last_infer_ms: float = 0.0
         self._loaded = False
         self._state: dict[Any, dict[str, np.ndarray]] = {}
+        self._specs: dict[str, TensorSpec] = {}
+        self._consts: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ public
     def load(self, manifest: Manifest) -> Backend:
@@ -82,7 +95,14 @@ class Backend(ABC):
         if not path.exists():
             raise ModelError(f"model file {path} does not exist; re-export or pass --model")
         self.manifest = manifest
-        self._load(manifest)
+        self._load(manifest)  # may replace self.manifest with the graph-completed one
+        m = self.manifest
+        self._specs = {s.name: s for s in m.inputs}
+        self._consts = {
+            s.name: np.asarray(s.value, dtype=np_dtype(s.dtype))
+            for s in m.inputs
+            if s.modality == "const"
+        }
         self._loaded = True
         return self
 
@@ -102,13 +122,18 @@ class Backend(ABC):
         m = self._require_loaded()
         full = dict(feeds)
         batch = self._check_feeds(m, full)
+        for name, value in self._consts.items():
+            spec = self._specs[name]
+            full[name] = value if spec.batch_axis is None else self._batched(value, spec, batch)
+        ids: list[Any] = []
         if m.state:
             ids = list(streams) if streams is not None else [None] * batch
             if len(ids) != batch:
                 raise UsageError(f"{len(ids)} stream ids for a batch of {batch}")
             for pair in m.state:
-                spec = next(s for s in m.inputs if s.name == pair.input)
-                full[pair.input] = np.stack([self._state_for(sid, spec) for sid in ids])
+                spec = self._specs[pair.input]
+                rows = [self._state_for(sid, spec) for sid in ids]
+                full[pair.input] = np.stack(rows, axis=spec.batch_axis or 0)
         t0 = time.perf_counter_ns()
         try:
             out = self._infer(full)
@@ -119,8 +144,10 @@ class Backend(ABC):
         self.last_infer_ms = (time.perf_counter_ns() - t0) / 1e6
         if m.state:
             for pair in m.state:
+                ax = self._specs[pair.input].batch_axis or 0
+                new = out[pair.output]
                 for row, sid in enumerate(ids):
-                    self._state.setdefault(sid, {})[pair.input] = out[pair.output][row].copy()
+                    self._state.setdefault(sid, {})[pair.input] = np.take(new, row, axis=ax).copy()
         return out
 
     def reset_state(self, stream: Any = None) -> None:
@@ -170,8 +197,7 @@ class Backend(ABC):
         return self.manifest
 
     def _check_feeds(self, m: Manifest, feeds: dict[str, np.ndarray]) -> int:
-        state_inputs = {p.input for p in m.state}
-        want = [s for s in m.inputs if s.name not in state_inputs]
+        want = [s for s in m.inputs if s.modality not in ("state", "const")]
         missing = [s.name for s in want if s.name not in feeds]
         extra = [k for k in feeds if k not in {s.name for s in want}]
         if missing or extra:
@@ -182,7 +208,7 @@ class Backend(ABC):
         batch = None
         for s in want:
             a = feeds[s.name]
-            if a.dtype != _NP_DTYPES[s.dtype]:
+            if a.dtype != np_dtype(s.dtype):
                 raise UsageError(f"input {s.name!r} must be {s.dtype}, got {a.dtype}")
             if a.ndim != len(s.shape):
                 raise UsageError(f"input {s.name!r} must have rank {len(s.shape)}, got {a.shape}")
@@ -197,6 +223,14 @@ class Backend(ABC):
     def _state_for(self, stream: Any, spec: TensorSpec) -> np.ndarray:
         st = self._state.get(stream, {}).get(spec.name)
         if st is None:
-            shape = tuple(d if isinstance(d, int) else 1 for d in spec.shape[1:])
-            st = np.zeros(shape, dtype=_NP_DTYPES[spec.dtype])
+            shape = spec.shape or ()
+            ax = spec.batch_axis or 0
+            one = tuple(d if isinstance(d, int) else 1 for i, d in enumerate(shape) if i != ax)
+            st = np.full(one, spec.init, dtype=np_dtype(spec.dtype))
         return st
+
+    @staticmethod
+    def _batched(value: np.ndarray, spec: TensorSpec, batch: int) -> np.ndarray:
+        """A const input repeated along its batch axis."""
+        ax = spec.batch_axis or 0
+        return np.repeat(np.expand_dims(value, ax), batch, axis=ax)

@@ -14,7 +14,7 @@ import numpy as np
 
 from avfuse.backends.base import Backend
 from avfuse.errors import BackendUnavailable, ModelError
-from avfuse.manifest import Manifest, check_against_graph
+from avfuse.manifest import ORT_TYPES, Manifest, resolve
 
 _OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -88,12 +88,13 @@ class OnnxRuntimeBackend(Backend):
                 f"{str(e).splitlines()[0]}; the file is corrupt or not an ONNX "
                 "model: re-export it"
             ) from e
-        check_against_graph(
+        self.manifest = resolve(
             manifest,
-            {i.name: _dims(i.shape) for i in self._session.get_inputs()},
-            {o.name: _dims(o.shape) for o in self._session.get_outputs()},
+            {i.name: (_dims(i.shape), ORT_TYPES.get(i.type)) for i in self._session.get_inputs()},
+            {o.name: (_dims(o.shape), ORT_TYPES.get(o.type)) for o in self._session.get_outputs()},
         )
-        self._output_names = [o.name for o in self._session.get_outputs()]
+        # fetch what the manifest describes (a graph may have outputs nobody reads)
+        self._output_names = [o.name for o in self.manifest.outputs]
         self._device = self.options.device
         self._binding = None
         if self._device.startswith("cuda"):

@@ -19,15 +19,24 @@ from avfuse.models.zoo import INPUT_ROLES, MASK_ORDER, ModelConfig
 from avfuse.provenance import git_commit, package_versions
 
 
-def input_specs(config: ModelConfig) -> tuple[TensorSpec, ...]:
-    """The graph's input specs for a zoo model (batch axis named "batch")."""
+def input_specs(
+    config: ModelConfig, audio: AudioParams | None = None, video: VideoParams | None = None
+) -> tuple[TensorSpec, ...]:
+    """The graph's input specs for a zoo model (batch axis named "batch"), with their
+    pre-processing attached."""
     shapes = {
         "audio": ("batch", config.n_mels, config.n_frames),
         "image": ("batch", config.channels, config.height, config.width),
         "mask": ("batch", len(MASK_ORDER)),
     }
+    extra = {
+        "audio": {"audio": audio},
+        "image": {"video": video},
+        "mask": {"order": MASK_ORDER},
+    }
     return tuple(
-        TensorSpec(name=n, shape=shapes[n], modality=INPUT_ROLES[n]) for n in config.inputs
+        TensorSpec(name=n, shape=shapes[n], modality=INPUT_ROLES[n], **extra[n])
+        for n in config.inputs
     )
 
 
@@ -49,17 +58,20 @@ def build_manifest(
     name: str | None = None,
 ) -> Manifest:
     """A validated Manifest for `onnx_path` (sha256 computed from the file)."""
-    uses_audio = "audio" in config.inputs
-    uses_video = "image" in config.inputs
     data = Manifest(
         model_file=onnx_path.name,
         fusion=config.fusion,
         labels=tuple(labels),
-        inputs=input_specs(config),
-        outputs=(TensorSpec(name=OUTPUT_NAME, shape=("batch", config.n_classes)),),
-        audio=audio if uses_audio else None,
-        video=video if uses_video else None,
-        mask_order=MASK_ORDER if "mask" in config.inputs else (),
+        inputs=input_specs(config, audio, video),
+        outputs=(
+            TensorSpec(
+                name=OUTPUT_NAME,
+                shape=("batch", config.n_classes),
+                kind="logits",
+                labels=tuple(labels),
+                drives=True,
+            ),
+        ),
         name=name or f"avfuse-{config.name}",
         sha256=file_sha256(onnx_path),
         opset=opset,

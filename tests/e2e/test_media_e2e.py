@@ -85,7 +85,7 @@ def test_file_without_the_offset_is_flagged(scene_file: Path, tmp_path: Path) ->
     warnings = _sync_warnings(records)
     print("mp4, offset not configured:", summary["score"], warnings)
     assert warnings, "a 200 ms unconfigured audio delay must be flagged"
-    assert abs(warnings[0]["residual_offset_ms"] - DELAY_MS) <= 60
+    assert abs(warnings[0]["data"]["residual_offset_ms"] - DELAY_MS) <= 60
 
 
 def _wait_until_bound(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -151,4 +151,4 @@ def test_live_udp_stream(scene_file: Path, tmp_path: Path, configured: bool) -> 
         assert summary["score"]["n_false"] == 0
         assert warnings == []
     else:
-        assert warnings and abs(warnings[0]["residual_offset_ms"] - DELAY_MS) <= 60
+        assert warnings and abs(warnings[0]["data"]["residual_offset_ms"] - DELAY_MS) <= 60

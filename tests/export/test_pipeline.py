@@ -52,7 +52,7 @@ def test_unimodal_export_takes_only_its_modality(tmp_path, checkpoint_factory, h
     export_model(ckpt, tmp_path / "out", feeds=feeds, min_samples=200)
     data = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [i["name"] for i in data["inputs"]] == ["image"]
-    assert data["mask_order"] == [] and "audio" not in data["preprocess"]
+    assert data["version"] == 2 and [i["role"] for i in data["inputs"]] == ["video"]
     m = load_manifest(tmp_path / "out")
     assert m.modalities == ("video",)
 
