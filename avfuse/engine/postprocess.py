@@ -1,10 +1,13 @@
-"""From per-frame logits to events: softmax, temporal smoothing, hysteresis.
+"""From per-frame model outputs to onsets and events: smoothing, hysteresis.
 
 `PostProcessor` is a streaming object in the house shape: ``push(decision) ->
 list[record]``, ``push(None)`` flushes the open segment. One instance per stream.
 
 Rules:
-    * probabilities are the softmax of the logits, smoothed over frames by an
+    * probabilities come from the model's driving output by its kind: the softmax of
+      `logits`, `probabilities` as they are, a `score` as one label's probability
+      (`sigmoid` outputs get one single-label processor per label, see
+      `MultiLabelPostProcessor`); they are smoothed over frames by an
       exponential moving average (``ema``, weight `ema_alpha` on the newest
       frame) or a moving average of the last `mean_frames` frames (``mean``);
     * a segment opens when the top smoothed label is not the "none" label and its
@@ -30,7 +33,8 @@ An event record (the public contract; `avfuse.engine.records.Event`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -53,7 +57,8 @@ class PostprocessConfig:
         off_threshold: score below which an open segment closes (<= on_threshold).
         min_duration_s: shorter segments are not reported (a spoken digit stays in the
             1 s window for about a second, so 0.4 s removes blips, not words).
-        none_label: the label that means "nothing there"; never an event.
+        none_label: the label that means "nothing there"; never an event (None: none).
+        thresholds: per-label (on, off) overriding on_threshold/off_threshold.
     """
 
     smoothing: Literal["ema", "mean", "none"] = "ema"
@@ -62,7 +67,8 @@ class PostprocessConfig:
     on_threshold: float = 0.6
     off_threshold: float = 0.4
     min_duration_s: float = 0.4
-    none_label: str = "none"
+    none_label: str | None = "none"
+    thresholds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.smoothing not in ("ema", "mean", "none"):
@@ -75,6 +81,13 @@ class PostprocessConfig:
             raise UsageError("need 0 <= off_threshold <= on_threshold <= 1")
         if not 0 <= self.min_duration_s < float("inf"):
             raise UsageError("min_duration_s must be >= 0 and finite")
+        for label, (on, off) in self.thresholds.items():
+            if not 0 <= off <= on <= 1:
+                raise UsageError(f"threshold of {label!r}: need 0 <= off <= on <= 1")
+
+    def on_off(self, label: str) -> tuple[float, float]:
+        """The (on, off) thresholds of one label."""
+        return self.thresholds.get(label, (self.on_threshold, self.off_threshold))
 
 
 @dataclass(slots=True)
@@ -83,14 +96,14 @@ class Decision:
 
     Attributes:
         stream_time_s: stream time of the frame (s since the source's first timestamp).
-        logits: 1-D scores over the labels (not yet softmaxed).
+        scores: 1-D scores over the labels, of the processor's `kind`.
         modalities: modalities present for this frame.
         degraded: True when a modality the model takes was missing.
         latency_ms: capture -> decision latency of this frame.
     """
 
     stream_time_s: float
-    logits: np.ndarray
+    scores: np.ndarray
     modalities: tuple[str, ...]
     degraded: bool
     latency_ms: float
@@ -113,6 +126,8 @@ class PostProcessor:
         stream: stream id of the records.
         model: model id of the records.
         modality_order: order of `modalities` in records.
+        kind: what `Decision.scores` are: "logits" (softmax applied), "probabilities"
+            or "score" (one label's probability).
     """
 
     def __init__(
@@ -123,7 +138,11 @@ class PostProcessor:
         stream: str | None = None,
         model: str | None = None,
         modality_order: tuple[str, ...] = ("audio", "video"),
+        kind: str = "logits",
     ) -> None:
+        if kind not in ("logits", "probabilities", "score"):
+            raise UsageError(f"unknown score kind {kind!r}")
+        self.kind = kind
         self.labels = tuple(labels)
         self.config = config or PostprocessConfig()
         self.stream = stream
@@ -131,6 +150,8 @@ class PostProcessor:
         self._order = modality_order
         self._event_id = 0
         n = len(self.labels)
+        self._on = np.array([self.config.on_off(x)[0] for x in self.labels])
+        self._off = np.array([self.config.on_off(x)[1] for x in self.labels])
         self._none = (
             self.labels.index(self.config.none_label)
             if (self.config.none_label in self.labels)
@@ -179,7 +200,10 @@ class PostProcessor:
             self._reset()
             return out
         cfg = self.config
-        softmax(np.asarray(decision.logits, dtype=np.float64), self._probs)
+        if self.kind == "logits":
+            softmax(np.asarray(decision.scores, dtype=np.float64), self._probs)
+        else:
+            np.copyto(self._probs, decision.scores, casting="unsafe")
         if cfg.smoothing == "ema" and self._frames:
             self._smooth *= 1.0 - cfg.ema_alpha
             self._smooth += cfg.ema_alpha * self._probs
@@ -200,13 +224,13 @@ class PostProcessor:
         if self._active >= 0:
             s = float(self._smooth[self._active])
             takeover = (
-                top != self._active and top != self._none and self.top_score >= (cfg.on_threshold)
+                top != self._active and top != self._none and self.top_score >= self._on[top]
             )
-            if s < cfg.off_threshold or takeover:
+            if s < self._off[self._active] or takeover:
                 events.extend(self._close(t))
             else:
                 self._accumulate(s, decision)
-        if self._active < 0 and top != self._none and self.top_score >= cfg.on_threshold:
+        if self._active < 0 and top != self._none and self.top_score >= self._on[top]:
             self._active = top
             self._start = t
             self._score_sum = 0.0
@@ -272,4 +296,54 @@ class PostProcessor:
         return out
 
 
-__all__ = ["Decision", "PostProcessor", "PostprocessConfig", "softmax"]
+class MultiLabelPostProcessor:
+    """Independent decisions per label (a `sigmoid` output): one single-label processor
+    each, so two labels can be on at once. Same streaming shape as `PostProcessor`."""
+
+    def __init__(
+        self,
+        *,
+        labels: tuple[str, ...] | list[str],
+        config: PostprocessConfig | None = None,
+        stream: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        cfg = config or PostprocessConfig()
+        self.labels = tuple(labels)
+        self._one = np.zeros(1, np.float64)
+        self._procs = [
+            PostProcessor(labels=(lab,), config=cfg, stream=stream, model=model, kind="score")
+            for lab in self.labels
+            if lab != cfg.none_label
+        ]
+        self._cols = [i for i, lab in enumerate(self.labels) if lab != cfg.none_label]
+
+    def push(self, decision: Decision | None) -> list[Record]:
+        out: list[Record] = []
+        for col, proc in zip(self._cols, self._procs, strict=True):
+            if decision is None:
+                out.extend(proc.push(None))
+                continue
+            self._one[0] = decision.scores[col]
+            d = Decision(
+                stream_time_s=decision.stream_time_s,
+                scores=self._one,
+                modalities=decision.modalities,
+                degraded=decision.degraded,
+                latency_ms=decision.latency_ms,
+            )
+            out.extend(proc.push(d))
+        return out
+
+    @property
+    def current_label(self) -> str | None:
+        """The labels on now, joined with "+" (None when none)."""
+        on = [p.current_label for p in self._procs if p.current_label]
+        return "+".join(x for x in on if x) or None
+
+    @property
+    def top_score(self) -> float:
+        return max((p.top_score for p in self._procs), default=0.0)
+
+
+__all__ = ["Decision", "MultiLabelPostProcessor", "PostProcessor", "PostprocessConfig", "softmax"]

@@ -35,7 +35,7 @@ def play(
             out += pp.push(
                 Decision(
                     stream_time_s=k / fps,
-                    logits=logits(label),
+                    scores=logits(label),
                     modalities=mods,
                     degraded=deg,
                     latency_ms=5.0 + k,
