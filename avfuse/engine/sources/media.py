@@ -70,6 +70,19 @@ class MediaConfig:
         reconnect_s: for live inputs, how long to keep trying to reopen after the
             stream went away (0: do not reconnect).
         options: extra FFmpeg options (e.g. {"rtsp_transport": "tcp"}).
+        video_drain_after_s: for files, how far (in stream time) the audio read may run
+            past a video frame the decoder still holds before the decoder is drained to
+            give it up. Frame threading and B-frames keep the last few decoded frames
+            until more video comes; when the video pauses or ends before the audio, they
+            would otherwise arrive only at the end of the file, too late for the
+            pipeline. The video counts as paused once the audio is half this past its
+            newest packet.
+        audio_gap_tolerance_s: for files, how far an audio timestamp may disagree with
+            the time counted from the samples delivered before it is taken as a real gap
+            or overlap (reported once; stamping goes on from that timestamp). Audio is
+            stamped by sample count because demuxers space packets by the rate a stream
+            opened with, which is wrong after a rate change; smaller disagreements are
+            such spacing or timestamp rounding, not missing audio.
     """
 
     location: str
@@ -82,6 +95,8 @@ class MediaConfig:
     read_timeout_s: float = 5.0
     reconnect_s: float = 5.0
     options: dict[str, str] = field(default_factory=dict)
+    video_drain_after_s: float = 1.0
+    audio_gap_tolerance_s: float = 0.1
 
     def __repr__(self) -> str:
         """The fields, with credentials in `location` masked (configs end up in logs)."""
@@ -117,6 +132,12 @@ class MediaSource(Source):
             raise StreamFormatError(
                 f"sample_rate {self.config.sample_rate} is not positive: ask for e.g. 16000"
             )
+        for name in ("video_drain_after_s", "audio_gap_tolerance_s"):
+            if not getattr(self.config, name) > 0:
+                raise UsageError(
+                    f"{name}={getattr(self.config, name)!r} is not a positive number of "
+                    f"seconds: leave it out for the default ({getattr(MediaConfig, name)})"
+                )
         if not (self.config.audio or self.config.video):
             raise StreamFormatError(
                 f"{self.shown}: both audio=False and video=False: enable at least one modality"
@@ -312,6 +333,138 @@ class PtsChecker:
         return None
 
 
+#: Most bytes of video packets kept to re-feed a decoder after a drain (one GOP, usually far
+#: less); a longer GOP is not kept, and frames after a pause wait for the next keyframe.
+_GOP_LIMIT_BYTES = 64 << 20
+
+
+class HeldVideo:
+    """Gets the frames a file's video decoder holds out of it when the video pauses or ends.
+
+    A decoder with frame threading or B-frame reordering gives frame N only after a few
+    more packets. While audio and video interleave that is a few frames' delay; when the
+    video stops (a video track shorter than the audio, a pause in it) the held frames
+    would come out only at the end of the file, after all the audio, too late for the
+    pipeline. Once the audio has run far enough past them (see `MediaConfig`), the
+    decoder is drained (decode(None)) and reset (flush_buffers) so that it takes packets
+    again.
+
+    A drained frame later than the last packet's decode time could still be preceded by
+    a B-frame to come, so it is kept back: delivered once it would be late, or when the
+    video ends or comes back with a keyframe. Resetting drops the decoder's reference
+    frames, so before video that comes back with a non-keyframe (a pause rather than an
+    end) the packets since the last keyframe are decoded again; the frames they give a
+    second time are dropped (`keep`), and those kept back are given again in order.
+    """
+
+    def __init__(self, stream: av.VideoStream, *, after_s: float) -> None:
+        self.stream = stream
+        self.after_s = after_s
+        self.newest: float | None = None  # newest frame time (pts) since the last keyframe
+        self.decoded_to: float | None = None  # decode time (dts) of the last packet
+        self.last_out: float | None = None  # time of the last frame delivered
+        self.fed = False  # packets went in since the last drain
+        self.drained = False  # the decoder was reset and has not had a packet since
+        self.kept_back: list[av.VideoFrame] = []  # drained, not yet delivered
+        self.gop: list[av.Packet] | None = []  # packets since the last keyframe
+        self.gop_bytes = 0
+        self.again: set[int] = set()  # pts of the frames re-fed packets give a second time
+
+    def on_audio(self, audio_t: float) -> list[av.VideoFrame]:
+        """Video frames to deliver before audio at stream time `audio_t` (s), in order.
+
+        The decoder is drained when the video has paused (the audio half of `after_s`
+        past the decode time of its last packet; files interleave far closer) and a
+        frame it may hold (one newer than the last delivered) is `after_s` behind.
+        """
+        out = []
+        last = self.last_out
+        if (
+            self.fed
+            and self.newest is not None
+            and self.decoded_to is not None
+            and (last is None or last < self.newest)
+            and audio_t - self.decoded_to > self.after_s / 2
+            and (last is None or audio_t - last > self.after_s)
+        ):
+            out = self._drain()
+        while self.kept_back and audio_t - float(self.kept_back[0].time) > self.after_s:
+            out.append(self.kept_back.pop(0))
+        return [f for f in out if self.keep(f)]
+
+    def _drain(self) -> list[av.VideoFrame]:
+        """The held frames no later packet can precede; the rest go to `kept_back`."""
+        ctx = self.stream.codec_context
+        try:
+            frames = ctx.decode(None)
+        except av.error.InvalidDataError:
+            frames = []  # damaged data: the held frames are lost, as at the end of a file
+        ctx.flush_buffers()
+        self.fed, self.drained = False, True
+        safe = []
+        for f in frames:
+            f.time_base = self.stream.time_base  # a drain has no packet to take it from
+            later = self.kept_back or float(f.time) > (self.decoded_to or 0.0) + 1e-6
+            (self.kept_back if later else safe).append(f)
+        return safe
+
+    def on_video(self, packet: av.Packet) -> tuple[list[av.VideoFrame], bool]:
+        """Note a video packet about to be decoded, re-feeding the decoder after a drain.
+
+        Returns:
+            Frames to deliver before the packet's own, in order, and whether the packet
+            follows a drain without the packets it needs (its frames may be missing until
+            the next keyframe).
+        """
+        out: list[av.VideoFrame] = []
+        damaged = False
+        if not packet.size:  # the end of the file: what was kept back is all there is
+            out, self.kept_back = self.kept_back, []
+            return [f for f in out if self.keep(f)], False
+        if self.drained:
+            self.again = set()  # the drain gave every frame; what is left never comes
+            if packet.is_keyframe or self.gop is None:
+                damaged = not packet.is_keyframe
+                out, self.kept_back = self.kept_back, []
+            else:  # decoded again from the keyframe, the kept-back frames come in order
+                skip = {f.pts for f in self.kept_back}
+                self.kept_back = []
+                self.again = {p.pts for p in self.gop if p.pts is not None} - skip
+                for p in self.gop:
+                    try:
+                        out += p.decode()
+                    except av.error.InvalidDataError:
+                        continue  # skipped the first time too
+            self.drained = False
+        self._note(packet)
+        return [f for f in out if self.keep(f)], damaged
+
+    def _note(self, packet: av.Packet) -> None:
+        t = float(packet.pts * packet.time_base) if packet.pts is not None else None
+        dts = packet.dts if packet.dts is not None else packet.pts
+        if dts is not None:
+            self.decoded_to = float(dts * packet.time_base)
+        if packet.is_keyframe:
+            self.gop, self.gop_bytes, self.newest = [packet], packet.size, t
+        elif self.gop is not None:
+            self.gop.append(packet)
+            self.gop_bytes += packet.size
+            if self.gop_bytes > _GOP_LIMIT_BYTES:
+                self.gop = None
+        if t is not None and (self.newest is None or t > self.newest):
+            self.newest = t
+        self.fed = True
+
+    def keep(self, frame: av.VideoFrame) -> bool:
+        """False for a frame a re-fed packet gave a second time; notes the ones kept."""
+        if frame.pts in self.again:
+            self.again.discard(frame.pts)
+            return False
+        if frame.pts is not None and frame.time is not None:
+            self.last_out = float(frame.time)
+        return True
+
+
 class _Reader:
     """The demux/decode loop of one MediaSource, with its timing and format state."""
 
@@ -331,6 +484,12 @@ class _Reader:
         self.in_size = self.out_size  # size of the last decoded frame
         fps = vfmt.fps if vfmt else 30.0
         self.video_pts = PtsChecker(modality="video", nominal_step_s=1.0 / fps)
+        both = source._astream is not None and source._vstream is not None
+        self.held = (
+            HeldVideo(source._vstream, after_s=source.config.video_drain_after_s)
+            if both and not source.live and source._vstream is not None
+            else None
+        )
         self.audio_pts = PtsChecker(modality="audio", nominal_step_s=None)
 
     def reset_after_reconnect(self) -> None:
@@ -385,6 +544,8 @@ class _Reader:
             for packet in container.demux(streams):
                 if src.stopping.is_set():
                     return "stopped"
+                if self.held is not None:
+                    self._before_packet(packet, self.held)
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError:
@@ -396,7 +557,7 @@ class _Reader:
                 for frame in frames:
                     if isinstance(frame, av.AudioFrame):
                         self._on_audio(frame)
-                    else:
+                    elif self.held is None or self.held.keep(frame):
                         self._on_video(frame)
         except (av.error.FFmpegError, OSError) as e:
             if src.live:
@@ -412,6 +573,26 @@ class _Reader:
             return "the sender ended the stream"
         self._check_complete(streams)
         return "eos"
+
+    def _before_packet(self, packet: av.Packet, held: HeldVideo) -> None:
+        """Deliver the frames the video decoder held, before audio or video past them."""
+        damaged = False
+        if packet.stream.type == "audio":
+            if packet.pts is None:
+                return
+            frames = held.on_audio(float(packet.pts * packet.time_base))
+        else:
+            frames, damaged = held.on_video(packet)
+        for frame in frames:
+            self._on_video(frame)
+        if damaged:
+            at = float(packet.pts * packet.time_base) if packet.pts is not None else self.end_s
+            self._warn(
+                "video",
+                f"video resumed at {at:.3f} s without a keyframe after a pause, and its "
+                "keyframe is too far back to decode again: frames until the next keyframe "
+                "may be missing",
+            )
 
     def _check_complete(self, streams: list[av.stream.Stream]) -> None:
         """Warn when a file ends well before the duration its header announces (cut copy)."""

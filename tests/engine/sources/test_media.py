@@ -31,6 +31,8 @@ from tests.fixtures.ffmpeg import (
     udp_testsrc,  # noqa: F401 - pytest fixture
     write_mpegts,
     write_testsrc_file,
+    write_video_shorter_than_audio,
+    write_video_with_gap,
 )
 from tests.fixtures.sinks import RecordingFrameSink
 
@@ -390,6 +392,103 @@ def test_audio_format_change_mid_stream_keeps_the_requested_rate(
     tail = y[-SR // 2 :]
     freq = np.argmax(np.abs(np.fft.rfft(tail))) * SR / len(tail)
     assert freq == pytest.approx(1000, abs=5)
+
+
+# ---------------------------------------------------------------- frames the decoder holds
+class OrderedSink(RecordingFrameSink):
+    """A RecordingFrameSink that also keeps the order of deliveries across both modalities."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[str, float]] = []
+
+    def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
+        super().audio(samples, device_time_s=device_time_s, host_ns=host_ns)
+        self.order.append(("audio", device_time_s))
+
+    def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
+        super().video(frame, device_time_s=device_time_s, host_ns=host_ns)
+        self.order.append(("video", device_time_s))
+
+
+def read_ordered(src: MediaSource, timeout: float = 60.0) -> OrderedSink:
+    sink = OrderedSink()
+    src.start(sink)
+    assert src.finished.wait(timeout), "source did not finish"
+    src.stop()
+    assert sink.statuses[-1].kind == "eos", sink.statuses
+    return sink
+
+
+def late_frames(sink: OrderedSink, limit_s: float) -> list[tuple[float, float]]:
+    """(frame time, audio time) for each video frame delivered after audio > its time + limit."""
+    newest_audio, late = -np.inf, []
+    for kind, t in sink.order:
+        if kind == "audio":
+            newest_audio = max(newest_audio, t)
+        elif newest_audio > t + limit_s:
+            late.append((t, newest_audio))
+    return late
+
+
+def video_of(path: Path) -> tuple[list[float], list[np.ndarray], list[float]]:
+    """PyAV alone: frame times from the container start, bgr24 images, keyframe times."""
+    with av.open(str(path)) as c:
+        start = (c.start_time or 0) / av.time_base
+        frames = list(c.decode(video=0))
+    with av.open(str(path)) as c:
+        keys = [float(p.pts * p.time_base) - start for p in c.demux(video=0) if p.is_keyframe]
+    times = [float(f.time) - start for f in frames]
+    return times, [f.to_ndarray(format="bgr24") for f in frames], keys
+
+
+def reorders(path: Path) -> bool:
+    """True when the video packets of `path` are stored out of time order (B-frames)."""
+    with av.open(str(path)) as c:
+        pts = [p.pts for p in c.demux(video=0) if p.pts is not None]
+    return pts != sorted(pts)
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("preset", ["ultrafast", "veryfast"], ids=["threads", "bframes"])
+def test_frames_held_in_the_decoder_come_before_later_audio(tmp_path: Path, preset: str) -> None:
+    """5 s of video, 40 s of audio: the last frames must not wait for the end of the file."""
+    path = write_video_shorter_than_audio(tmp_path / "short.mp4", preset=preset)
+    times, _, _ = video_of(path)
+    assert len(times) == 150 and times[-1] == pytest.approx(149 / 30, abs=1e-3)
+    assert reorders(path) == (preset == "veryfast")
+    sink = read_ordered(MediaSource(path, sample_rate=SR))
+    assert [t for _, t, _, _ in sink.v] == pytest.approx(times, abs=1e-6)  # each once, in order
+    assert sink.a[-1][1] > 39.0  # the audio is read to its end
+    assert not late_frames(sink, 1.2)
+    assert not statuses_of(sink, "warning"), sink.statuses
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("preset", ["ultrafast", "veryfast"], ids=["threads", "bframes"])
+@pytest.mark.parametrize("gap", [(2.1, 5.1), (2.0, 5.0)], ids=["pframe-after", "keyframe-after"])
+def test_video_after_a_gap_in_the_video_is_decoded_in_full(
+    tmp_path: Path, preset: str, gap: tuple[float, float]
+) -> None:
+    """Video missing for 3 s under continuous audio: the frames before the gap come in time,
+    and every frame after it decodes as PyAV does, whether the first one is a keyframe or
+    needs the frames before the gap."""
+    path = write_video_with_gap(tmp_path / "gap.mp4", preset=preset, gap=gap)
+    times, images, keys = video_of(path)
+    before = round(gap[0] * 30)
+    assert len(times) == 210 - 90 and times[before] == pytest.approx(gap[1], abs=1e-3)
+    after_is_key = any(abs(k - gap[1]) < 1e-3 for k in keys)
+    assert after_is_key == (gap[1] == 5.0)  # the 61st frame coded: a keyframe by count (-g 30)
+    sink = read_ordered(MediaSource(path, sample_rate=SR))
+    assert [t for _, t, _, _ in sink.v] == pytest.approx(times, abs=1e-6)
+    for (got, t, _, _), ref in zip(sink.v, images, strict=True):
+        assert np.array_equal(got, ref), f"frame at {t:.3f} s differs from PyAV's"
+    assert not late_frames(sink, 1.2)
+    gaps = [s.message for s in statuses_of(sink, "warning") if s.modality == "video"]
+    assert len(gaps) == 1 and "video gap of" in gaps[0], sink.statuses
+    assert float(gaps[0].split("video gap of ")[1].split()[0]) == pytest.approx(3.0, abs=0.1)
 
 
 # ---------------------------------------------------------------- credentials
