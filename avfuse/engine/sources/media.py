@@ -325,12 +325,64 @@ class PtsChecker:
                 )
         self._last = t
         self._expected = t + step
+        return self._limited(problem)
+
+    def _limited(self, problem: str | None) -> str | None:
+        """`problem`, or None past the report limit (the first one past it says so)."""
         n = self.gaps + self.regressions
         if problem is None or n <= self.report_limit:
             return problem
         if n == self.report_limit + 1:
             return f"{problem}; further {self.modality} timestamp faults are counted, not reported"
         return None
+
+
+class SampleClock(PtsChecker):
+    """Stream times of a file's delivered audio, counted in samples from an anchor.
+
+    A block's time is `anchor + samples delivered since the anchor / rate`, not its PTS:
+    demuxers that split one timestamped packet into several frames space those frames by
+    the rate the stream opened with (MPEG-TS does, for AAC), so after a rate change the
+    PTS run ahead of or behind the samples by up to a packet's length, and the pipeline
+    would take that for gaps and overlaps. Only a fresh timestamp (`stamp(fresh=True)`:
+    one the demuxer did not derive from the previous frame) is compared with the count;
+    one that disagrees by more than `tolerance_s` is a real gap or overlap: it is
+    reported (as `PtsChecker` does) and becomes the new anchor.
+    """
+
+    def __init__(self, *, rate: int, tolerance_s: float, report_limit: int = 10) -> None:
+        self.rate = rate
+        self.tolerance_s = tolerance_s
+        super().__init__(modality="audio", nominal_step_s=None, report_limit=report_limit)
+
+    def reset(self) -> None:
+        """Forget the anchor (a new timeline starts)."""
+        super().reset()
+        self._anchor: float | None = None
+        self._count = 0
+
+    def stamp(self, t: float, samples: int, *, fresh: bool) -> tuple[float, str | None]:
+        """Stream time of a block of `samples` whose PTS is `t` (s), and a warning or None."""
+        if self._anchor is None:
+            self._anchor, self._count = t, 0
+        expected = self._anchor + self._count / self.rate
+        problem = None
+        if fresh and abs(t - expected) > self.tolerance_s:
+            if t > expected:
+                self.gaps += 1
+                problem = (
+                    f"audio gap of {t - expected:.3f} s before {t:.3f} s (gap {self.gaps}); "
+                    "the missing span is not filled"
+                )
+            else:
+                self.regressions += 1
+                problem = (
+                    f"audio timestamp went back from {expected:.3f} s to {t:.3f} s "
+                    f"(regression {self.regressions}); blocks are kept in arrival order"
+                )
+            self._anchor, self._count, expected = t, 0, t
+        self._count += samples
+        return expected, self._limited(problem)
 
 
 #: Most bytes of video packets kept to re-feed a decoder after a drain (one GOP, usually far
@@ -484,13 +536,22 @@ class _Reader:
         self.in_size = self.out_size  # size of the last decoded frame
         fps = vfmt.fps if vfmt else 30.0
         self.video_pts = PtsChecker(modality="video", nominal_step_s=1.0 / fps)
-        both = source._astream is not None and source._vstream is not None
-        self.held = (
-            HeldVideo(source._vstream, after_s=source.config.video_drain_after_s)
-            if both and not source.live and source._vstream is not None
+        cfg, vstream = source.config, source._vstream
+        self.held = (  # files only: a live input's frames are stamped as they come
+            HeldVideo(vstream, after_s=cfg.video_drain_after_s)
+            if vstream is not None and source._astream is not None and not source.live
             else None
         )
+        # Live audio is stamped by PTS (the pipeline fits them to arrival times); a file's
+        # by sample count (see SampleClock), from the frames' PTS where they are fresh.
         self.audio_pts = PtsChecker(modality="audio", nominal_step_s=None)
+        self.audio_clock = (
+            None
+            if source.live
+            else SampleClock(rate=cfg.sample_rate, tolerance_s=cfg.audio_gap_tolerance_s)
+        )
+        self.audio_prev: tuple[int, int] | None = None  # (pts, duration) of the last frame in
+        self.audio_fresh = False  # a fresh PTS came in that no delivered block has used yet
 
     def reset_after_reconnect(self) -> None:
         """A reconnected live stream starts a new timeline: rebase origin and checks.
@@ -501,6 +562,9 @@ class _Reader:
         self.resampler = None
         self.video_pts.reset()
         self.audio_pts.reset()
+        if self.audio_clock is not None:
+            self.audio_clock.reset()
+        self.audio_prev = None
         self.origin_s = None
         self.origin_ns = time.monotonic_ns()
 
@@ -614,16 +678,21 @@ class _Reader:
         if frame.pts is None:
             self._warn("audio", "audio frame without a timestamp dropped")
             return
-        problem = self.audio_pts.check(frame.time, frame.samples / frame.sample_rate)
-        if problem:
-            self._warn("audio", problem)
+        if self.audio_clock is None:
+            problem = self.audio_pts.check(frame.time, frame.samples / frame.sample_rate)
+            if problem:
+                self._warn("audio", problem)
+        else:  # fresh: not the demuxer's previous PTS + duration, so it says something new
+            prev, self.audio_prev = self.audio_prev, (frame.pts, frame.duration)
+            if prev is None or not prev[1] or frame.pts != prev[0] + prev[1]:
+                self.audio_fresh = True
         fmt = (frame.sample_rate, frame.layout.name, frame.format.name)
         if fmt != self.audio_in:
             self._audio_changed(fmt)
         elif self.resampler is None:
             self.resampler = self._new_resampler()
         assert self.resampler is not None  # made just above
-        self._deliver_audio(self.resampler.resample(frame))
+        self._deliver_audio(self.resampler.resample(frame), fresh=True)
 
     def _new_resampler(self) -> av.AudioResampler:
         return av.AudioResampler(format="flt", layout="mono", rate=self.src.config.sample_rate)
@@ -650,11 +719,21 @@ class _Reader:
             f"{self.src.config.sample_rate} Hz mono as before",
         )
 
-    def _deliver_audio(self, frames: list[av.AudioFrame]) -> None:
+    def _deliver_audio(self, frames: list[av.AudioFrame], *, fresh: bool = False) -> None:
+        """Stamp and deliver resampled blocks; `fresh`: they come from the frame just in
+        (not a resampler's flushed tail), so a fresh PTS it brought may be checked."""
         for out in frames:
             if out.pts is None or out.samples == 0:
                 continue
-            dev, host_ns = self._stamp(float(out.time))
+            t = float(out.time)
+            if self.audio_clock is not None:
+                t, problem = self.audio_clock.stamp(
+                    t, out.samples, fresh=fresh and self.audio_fresh
+                )
+                self.audio_fresh = self.audio_fresh and not fresh
+                if problem:
+                    self._warn("audio", problem)
+            dev, host_ns = self._stamp(t)
             samples = out.to_ndarray().reshape(-1)
             self.end_s = max(self.end_s, dev + out.samples / out.sample_rate)
             self.sink.audio(samples, device_time_s=dev, host_ns=host_ns)

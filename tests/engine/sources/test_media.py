@@ -394,6 +394,62 @@ def test_audio_format_change_mid_stream_keeps_the_requested_rate(
     assert freq == pytest.approx(1000, abs=5)
 
 
+def audio_span(path: Path) -> tuple[float, float]:
+    """(first sample's time, end time) of the audio of `path`, by PyAV alone."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    last = frames[-1]
+    return float(frames[0].time), float(last.time) + last.samples / last.sample_rate
+
+
+def steps(sink: Sink) -> np.ndarray:
+    """Per pair of consecutive audio blocks: start of the second minus end of the first (s)."""
+    starts = np.array([dev for _, dev, _, _ in sink.a])
+    ends = starts + np.array([len(x) for x, _, _, _ in sink.a]) / SR
+    return starts[1:] - ends[:-1]
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(120)
+def test_audio_rate_change_in_mpegts_keeps_device_times_continuous(tmp_path: Path) -> None:
+    """After a 16 -> 44.1 kHz switch the demuxer still spaces AAC packets 64 ms apart (the
+    opening rate) between the true timestamps: device times must follow the samples."""
+    a = write_mpegts(tmp_path / "a.ts", size=None, sample_rate=16000)
+    b = write_mpegts(tmp_path / "b.ts", size=None, sample_rate=44100, ts_offset_s=1.1)
+    joined = concat_files(tmp_path / "ab.ts", a, b)
+    assert abs(audio_span(b)[0] - audio_span(a)[1]) < 0.02  # the parts join without a hole
+    sink = read_all(MediaSource(joined, sample_rate=SR))
+    assert not statuses_of(sink, "warning"), sink.statuses
+    assert len(statuses_of(sink, "format_changed")) == 1
+    assert np.abs(steps(sink)).max() < 1e-3
+    # the blocks cover the audio: 1 s + 1 s, within a block
+    t0, t1 = sink.a[0][1], sink.a[-1][1] + len(sink.a[-1][0]) / SR
+    assert t1 - t0 == pytest.approx(len(np.concatenate([x[0] for x in sink.a])) / SR, abs=1e-3)
+    host = np.array([h for _, _, h, _ in sink.a])
+    assert (np.diff(host) > 0).all()
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("rate", [16000, 44100], ids=["same-rate", "rate-change"])
+def test_audio_hole_in_mpegts_is_one_gap(tmp_path: Path, rate: int) -> None:
+    """A real 2 s hole in the audio is still reported once, and the device times jump by it."""
+    a = write_mpegts(tmp_path / "a.ts", size=None, sample_rate=16000)
+    a_end = audio_span(a)[1]
+    b = write_mpegts(tmp_path / "b.ts", size=None, sample_rate=rate, ts_offset_s=3.15)
+    hole = audio_span(b)[0] - a_end
+    assert hole == pytest.approx(2.0, abs=0.05)
+    sink = read_all(MediaSource(concat_files(tmp_path / "ab.ts", a, b), sample_rate=SR))
+    warnings = statuses_of(sink, "warning")
+    assert len(warnings) == 1 and warnings[0].modality == "audio", sink.statuses
+    assert "audio gap of" in warnings[0].message
+    reported = float(warnings[0].message.split("audio gap of ")[1].split()[0])
+    assert reported == pytest.approx(hole, abs=0.01)
+    jumps = steps(sink)
+    assert np.sort(np.abs(jumps))[-2] < 1e-3  # continuous but for the hole
+    assert jumps.max() == pytest.approx(hole, abs=0.01)
+
+
 # ---------------------------------------------------------------- frames the decoder holds
 class OrderedSink(RecordingFrameSink):
     """A RecordingFrameSink that also keeps the order of deliveries across both modalities."""
