@@ -11,9 +11,13 @@ are sized once.
 
 Files are not live: they are delivered as fast as the sink takes them, stamped on a
 virtual host clock (`origin_ns + PTS offset`, `origin_ns` the monotonic time at
-start), or paced to wall time with `realtime=True`. Network URLs are live: each
-frame is stamped with its arrival time and the pipeline's ClockModel fits PTS to
-host time. PTS gaps and regressions are reported as warnings, never reordered.
+start), or paced to wall time with `realtime=True`. A file's audio is timed by its
+sample count from the first timestamp, so that a demuxer's misplaced PTS after a
+rate change do not read as gaps (`SampleClock`), and frames the video decoder holds
+are drained when the video pauses or ends before the audio (`HeldVideo`). Network
+URLs are live: each frame is stamped with its arrival time and the pipeline's
+ClockModel fits PTS to host time. PTS gaps and regressions are reported as warnings,
+never reordered.
 
 The location is opened as given; everything printed (the source name, messages,
 errors) shows it through `avfuse.redact`, so URL credentials never leave the process.
@@ -75,8 +79,8 @@ class MediaConfig:
             give it up. Frame threading and B-frames keep the last few decoded frames
             until more video comes; when the video pauses or ends before the audio, they
             would otherwise arrive only at the end of the file, too late for the
-            pipeline. The video counts as paused once the audio is half this past its
-            newest packet.
+            pipeline. The video counts as paused once the audio is half this past the
+            decode time of its last packet.
         audio_gap_tolerance_s: for files, how far an audio timestamp may disagree with
             the time counted from the samples delivered before it is taken as a real gap
             or overlap (reported once; stamping goes on from that timestamp). Audio is
@@ -440,7 +444,7 @@ class HeldVideo:
             and (last is None or audio_t - last > self.after_s)
         ):
             out = self._drain()
-        while self.kept_back and audio_t - float(self.kept_back[0].time) > self.after_s:
+        while self.kept_back and audio_t - self.kept_back[0].time > self.after_s:
             out.append(self.kept_back.pop(0))
         return [f for f in out if self.keep(f)]
 
@@ -456,7 +460,10 @@ class HeldVideo:
         safe = []
         for f in frames:
             f.time_base = self.stream.time_base  # a drain has no packet to take it from
-            later = self.kept_back or float(f.time) > (self.decoded_to or 0.0) + 1e-6
+            if f.time is None:  # no timestamp: delivered (and dropped there) as it is
+                safe.append(f)
+                continue
+            later = bool(self.kept_back) or f.time > (self.decoded_to or 0.0) + 1e-6
             (self.kept_back if later else safe).append(f)
         return safe
 

@@ -61,6 +61,15 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
         MediaSource(tmp_path, sample_rate=SR).open()
 
 
+@pytest.mark.parametrize("name", ["video_drain_after_s", "audio_gap_tolerance_s"])
+@pytest.mark.parametrize("value", [0, -1.0, float("nan")])
+def test_timing_settings_that_are_not_positive_are_named(
+    tmp_path: Path, name: str, value: float
+) -> None:
+    with pytest.raises(UsageError, match=f"{name}=.* is not a positive number of seconds"):
+        MediaSource(tmp_path / "a.mp4", **{name: value})
+
+
 def test_corrupt_file_is_a_format_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8).tobytes())
