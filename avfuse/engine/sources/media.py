@@ -11,25 +11,26 @@ are sized once.
 
 Files are not live: they are delivered as fast as the sink takes them, stamped on a
 virtual host clock (`origin_ns + PTS offset`, `origin_ns` the monotonic time at
-start), or paced to wall time with `realtime=True`. Network URLs are live: each
-frame is stamped with its arrival time and the pipeline's ClockModel fits PTS to
-host time. PTS gaps and regressions are reported as warnings, never reordered.
+start), or paced to wall time with `realtime=True`. A file's audio is timed by its
+sample count from the first timestamp, so that a demuxer's misplaced PTS after a
+rate change do not read as gaps (`SampleClock`), and frames the video decoder holds
+are drained when the video pauses or ends before the audio (`HeldVideo`). Network
+URLs are live: each frame is stamped with its arrival time and the pipeline's
+ClockModel fits PTS to host time. PTS gaps and regressions are reported as warnings,
+never reordered.
 
 The location is opened as given; everything printed (the source name, messages,
 errors) shows it through `avfuse.redact`, so URL credentials never leave the process.
+Why an input cannot be opened or read is worked out in `media_errors`.
 """
 
 from __future__ import annotations
 
-import errno
 import math
 import os
-import socket
-import stat
 import threading
 import time
 from dataclasses import dataclass, field, fields
-from urllib.parse import urlsplit
 
 import av
 import av.error
@@ -43,6 +44,7 @@ from avfuse.engine.sources.base import (
     SourceStatus,
     VideoFormat,
 )
+from avfuse.engine.sources.media_errors import check_file, open_error, read_error
 from avfuse.errors import SourceError, StreamFormatError, UsageError
 from avfuse.redact import redact
 
@@ -54,181 +56,6 @@ def is_url(location: str) -> bool:
     """True when `location` looks like `scheme://...` (not a plain file path)."""
     scheme, sep, _ = location.partition("://")
     return bool(sep) and scheme.isalnum() and len(scheme) > 1
-
-
-_NOT_REGULAR = (
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def check_file(path: str, shown: str) -> None:
-    """Raise SourceError naming the problem when `path` is not a readable, non-empty file.
-
-    FFmpeg would open a directory, a device or a FIFO and fail (or block) with a message
-    about "invalid data"; saying what the path really is tells the user what to fix.
-    """
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise SourceError(f"media file '{shown}' does not exist: check the path") from None
-    except OSError as e:
-        raise SourceError(
-            f"media file '{shown}' cannot be looked up ({e.strerror}): check the path and "
-            "the permissions of the folders on it"
-        ) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise SourceError(f"media file '{shown}' is a directory: give a media file inside it")
-    what = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), None)
-    if what is not None:
-        raise SourceError(
-            f"'{shown}' is {what}, not a regular file: give a media file (mp4, mkv, ts, "
-            "wav, ...) or a stream URL (udp://, rtsp://, ...)"
-        )
-    if st.st_size == 0:
-        raise StreamFormatError(
-            f"media file '{shown}' is empty (0 bytes): give a file with audio or video in it"
-        )
-    if not os.access(path, os.R_OK):
-        raise SourceError(
-            f"media file '{shown}' is not readable (permission denied): check its permissions"
-        )
-
-
-def _host(location: str) -> str:
-    """'host:port' of a URL (no credentials), for messages."""
-    try:
-        parts = urlsplit(location)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        return "the host"
-    return f"{host}:{port}" if port else host or "the host"
-
-
-def _is_unindexed_mp4(path: str) -> bool:
-    """True for an ISO-BMFF file (mp4/mov) FFmpeg cannot open: its index is missing."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-    except OSError:
-        return False
-    return head[4:8] == b"ftyp"
-
-
-def open_error(
-    e: av.error.FFmpegError, cfg: MediaConfig, shown: str, *, is_url: bool
-) -> SourceError:
-    """The SourceError (problem + fix, location redacted) for an FFmpeg error from av.open."""
-    loc, host = cfg.location, _host(cfg.location)
-    code = getattr(e, "errno", None)
-    if isinstance(e, av.error.ExitError):  # the open timeout's interrupt
-        if "listen" in cfg.options.get("rtsp_flags", "") or cfg.options.get("listen", "0") != "0":
-            return SourceError(
-                f"no sender connected to '{shown}' within {cfg.open_timeout_s:g} s: start the "
-                "sender (it pushes to this address) or raise open_timeout_s"
-            )
-        return SourceError(
-            f"'{shown}' sent nothing within {cfg.open_timeout_s:g} s: check that the sender "
-            "is running and the address and port are right"
-        )
-    if isinstance(e, av.error.ProtocolNotFoundError):
-        scheme = loc.partition("://")[0]
-        return SourceError(
-            f"'{shown}': this FFmpeg build has no '{scheme}' protocol: use udp://, rtp://, "
-            "rtsp://, http(s)://, srt:// or a file"
-        )
-    if isinstance(e, av.error.HTTPUnauthorizedError):
-        given = "@" in urlsplit(loc).netloc
-        fix = (
-            "check the user name and password in the URL"
-            if given
-            else ("put them in the URL (scheme://user:password@host/...)")
-        )
-        return SourceError(f"'{shown}': the server wants credentials (401 Unauthorized): {fix}")
-    if isinstance(e, av.error.HTTPForbiddenError):
-        return SourceError(
-            f"'{shown}': the server refuses access (403 Forbidden): check the URL and that this "
-            "account may read the stream"
-        )
-    if isinstance(e, av.error.HTTPNotFoundError):
-        return SourceError(
-            f"'{shown}': the server has no such stream (404 Not Found): check the path in the URL"
-        )
-    if isinstance(e, (av.error.HTTPClientError, av.error.HTTPServerError)):
-        side = "server failed" if isinstance(e, av.error.HTTPServerError) else "request was refused"
-        return SourceError(
-            f"'{shown}': the {side} ({e.strerror}): check the URL and the server's log"
-        )
-    if isinstance(e, ConnectionRefusedError):
-        return SourceError(
-            f"'{shown}': connection refused by {host} (nothing listens there): check that the "
-            "server is running and the address and port are right"
-        )
-    if isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
-        return SourceError(
-            f"'{shown}': {host} closed the connection while opening: check the URL, its "
-            "protocol options (e.g. rtsp_transport=tcp) and the server's log"
-        )
-    if isinstance(e, TimeoutError) or code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return SourceError(
-            f"'{shown}': {host} cannot be reached ({e.strerror}): check the address and the "
-            "network route to it"
-        )
-    if code == errno.EADDRINUSE:
-        return SourceError(
-            f"'{shown}': the port is in use by another program: stop it or use another port"
-        )
-    if isinstance(e, PermissionError):
-        fix = "use a port above 1024 or run with the right" if is_url else "check the file's"
-        return SourceError(f"'{shown}': permission denied: {fix} permissions")
-    if is_url and code == errno.EIO and not _resolves(loc):
-        return SourceError(
-            f"'{shown}': the host name '{urlsplit(loc).hostname}' does not resolve: check "
-            "its spelling, or use an IP address"
-        )
-    if isinstance(e, (av.error.InvalidDataError, av.error.EOFError)):
-        if is_url:
-            return StreamFormatError(
-                f"'{shown}' is not readable media (what arrived is not an audio/video format "
-                "FFmpeg knows): check the URL and the format the sender uses"
-            )
-        if _is_unindexed_mp4(loc):
-            return StreamFormatError(
-                f"'{shown}' is not readable media: an MP4/MOV file without its index (moov "
-                "atom), so it is truncated or was never finished: copy it again or re-record"
-            )
-        return StreamFormatError(
-            f"'{shown}' is not readable media (no audio/video format FFmpeg knows; corrupt or "
-            "not media at all): check the file plays with `ffprobe`"
-        )
-    return SourceError(
-        f"'{shown}' cannot be opened ({e.strerror or type(e).__name__}): check the path or URL"
-    )
-
-
-def _resolves(url: str) -> bool:
-    """True when the URL's host name resolves (an unresolved one is FFmpeg's bare EIO)."""
-    try:
-        host = urlsplit(url).hostname
-        if not host:
-            return True
-        socket.getaddrinfo(host, None)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def read_error(e: Exception, cfg: MediaConfig) -> str:
-    """Why a live stream stopped, for the "disconnected" status (never a raw errno)."""
-    if isinstance(e, av.error.ExitError):  # the read timeout's interrupt (AVERROR_EXIT)
-        return f"no data for {cfg.read_timeout_s:g} s (read timeout): check that the sender runs"
-    if isinstance(e, EOFError):
-        return "the sender ended the stream (end of file)"
-    if isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
-        return f"{_host(cfg.location)} closed the connection"
-    return f"read failed ({getattr(e, 'strerror', None) or type(e).__name__})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,6 +74,19 @@ class MediaConfig:
         reconnect_s: for live inputs, how long to keep trying to reopen after the
             stream went away (0: do not reconnect).
         options: extra FFmpeg options (e.g. {"rtsp_transport": "tcp"}).
+        video_drain_after_s: for files, how far (in stream time) the audio read may run
+            past a video frame the decoder still holds before the decoder is drained to
+            give it up. Frame threading and B-frames keep the last few decoded frames
+            until more video comes; when the video pauses or ends before the audio, they
+            would otherwise arrive only at the end of the file, too late for the
+            pipeline. The video counts as paused once the audio is half this past the
+            decode time of its last packet.
+        audio_gap_tolerance_s: for files, how far an audio timestamp may disagree with
+            the time counted from the samples delivered before it is taken as a real gap
+            or overlap (reported once; stamping goes on from that timestamp). Audio is
+            stamped by sample count because demuxers space packets by the rate a stream
+            opened with, which is wrong after a rate change; smaller disagreements are
+            such spacing or timestamp rounding, not missing audio.
     """
 
     location: str
@@ -259,6 +99,8 @@ class MediaConfig:
     read_timeout_s: float = 5.0
     reconnect_s: float = 5.0
     options: dict[str, str] = field(default_factory=dict)
+    video_drain_after_s: float = 1.0
+    audio_gap_tolerance_s: float = 0.1
 
     def __repr__(self) -> str:
         """The fields, with credentials in `location` masked (configs end up in logs)."""
@@ -294,6 +136,12 @@ class MediaSource(Source):
             raise StreamFormatError(
                 f"sample_rate {self.config.sample_rate} is not positive: ask for e.g. 16000"
             )
+        for name in ("video_drain_after_s", "audio_gap_tolerance_s"):
+            if not getattr(self.config, name) > 0:
+                raise UsageError(
+                    f"{name}={getattr(self.config, name)!r} is not a positive number of "
+                    f"seconds: leave it out for the default ({getattr(MediaConfig, name)})"
+                )
         if not (self.config.audio or self.config.video):
             raise StreamFormatError(
                 f"{self.shown}: both audio=False and video=False: enable at least one modality"
@@ -481,12 +329,199 @@ class PtsChecker:
                 )
         self._last = t
         self._expected = t + step
+        return self._limited(problem)
+
+    def _limited(self, problem: str | None) -> str | None:
+        """`problem`, or None past the report limit (the first one past it says so)."""
         n = self.gaps + self.regressions
         if problem is None or n <= self.report_limit:
             return problem
         if n == self.report_limit + 1:
             return f"{problem}; further {self.modality} timestamp faults are counted, not reported"
         return None
+
+
+class SampleClock(PtsChecker):
+    """Stream times of a file's delivered audio, counted in samples from an anchor.
+
+    A block's time is `anchor + samples delivered since the anchor / rate`, not its PTS:
+    demuxers that split one timestamped packet into several frames space those frames by
+    the rate the stream opened with (MPEG-TS does, for AAC), so after a rate change the
+    PTS run ahead of or behind the samples by up to a packet's length, and the pipeline
+    would take that for gaps and overlaps. Only a fresh timestamp (`stamp(fresh=True)`:
+    one the demuxer did not derive from the previous frame) is compared with the count;
+    one that disagrees by more than `tolerance_s` is a real gap or overlap: it is
+    reported (as `PtsChecker` does) and becomes the new anchor.
+    """
+
+    def __init__(self, *, rate: int, tolerance_s: float, report_limit: int = 10) -> None:
+        self.rate = rate
+        self.tolerance_s = tolerance_s
+        super().__init__(modality="audio", nominal_step_s=None, report_limit=report_limit)
+
+    def reset(self) -> None:
+        """Forget the anchor (a new timeline starts)."""
+        super().reset()
+        self._anchor: float | None = None
+        self._count = 0
+
+    def stamp(self, t: float, samples: int, *, fresh: bool) -> tuple[float, str | None]:
+        """Stream time of a block of `samples` whose PTS is `t` (s), and a warning or None."""
+        if self._anchor is None:
+            self._anchor, self._count = t, 0
+        expected = self._anchor + self._count / self.rate
+        problem = None
+        if fresh and abs(t - expected) > self.tolerance_s:
+            if t > expected:
+                self.gaps += 1
+                problem = (
+                    f"audio gap of {t - expected:.3f} s before {t:.3f} s (gap {self.gaps}); "
+                    "the missing span is not filled"
+                )
+            else:
+                self.regressions += 1
+                problem = (
+                    f"audio timestamp went back from {expected:.3f} s to {t:.3f} s "
+                    f"(regression {self.regressions}); blocks are kept in arrival order"
+                )
+            self._anchor, self._count, expected = t, 0, t
+        self._count += samples
+        return expected, self._limited(problem)
+
+
+#: Most bytes of video packets kept to re-feed a decoder after a drain (one GOP, usually far
+#: less); a longer GOP is not kept, and frames after a pause wait for the next keyframe.
+_GOP_LIMIT_BYTES = 64 << 20
+
+
+class HeldVideo:
+    """Gets the frames a file's video decoder holds out of it when the video pauses or ends.
+
+    A decoder with frame threading or B-frame reordering gives frame N only after a few
+    more packets. While audio and video interleave that is a few frames' delay; when the
+    video stops (a video track shorter than the audio, a pause in it) the held frames
+    would come out only at the end of the file, after all the audio, too late for the
+    pipeline. Once the audio has run far enough past them (see `MediaConfig`), the
+    decoder is drained (decode(None)) and reset (flush_buffers) so that it takes packets
+    again.
+
+    A drained frame later than the last packet's decode time could still be preceded by
+    a B-frame to come, so it is kept back: delivered once it would be late, or when the
+    video ends or comes back with a keyframe. Resetting drops the decoder's reference
+    frames, so before video that comes back with a non-keyframe (a pause rather than an
+    end) the packets since the last keyframe are decoded again; the frames they give a
+    second time are dropped (`keep`), and those kept back are given again in order.
+    """
+
+    def __init__(self, stream: av.VideoStream, *, after_s: float) -> None:
+        self.stream = stream
+        self.after_s = after_s
+        self.newest: float | None = None  # newest frame time (pts) since the last keyframe
+        self.decoded_to: float | None = None  # decode time (dts) of the last packet
+        self.last_out: float | None = None  # time of the last frame delivered
+        self.fed = False  # packets went in since the last drain
+        self.drained = False  # the decoder was reset and has not had a packet since
+        self.kept_back: list[av.VideoFrame] = []  # drained, not yet delivered
+        self.gop: list[av.Packet] | None = []  # packets since the last keyframe
+        self.gop_bytes = 0
+        self.again: set[int] = set()  # pts of the frames re-fed packets give a second time
+
+    def on_audio(self, audio_t: float) -> list[av.VideoFrame]:
+        """Video frames to deliver before audio at stream time `audio_t` (s), in order.
+
+        The decoder is drained when the video has paused (the audio half of `after_s`
+        past the decode time of its last packet; files interleave far closer) and a
+        frame it may hold (one newer than the last delivered) is `after_s` behind.
+        """
+        out = []
+        last = self.last_out
+        if (
+            self.fed
+            and self.newest is not None
+            and self.decoded_to is not None
+            and (last is None or last < self.newest)
+            and audio_t - self.decoded_to > self.after_s / 2
+            and (last is None or audio_t - last > self.after_s)
+        ):
+            out = self._drain()
+        while self.kept_back and audio_t - self.kept_back[0].time > self.after_s:
+            out.append(self.kept_back.pop(0))
+        return [f for f in out if self.keep(f)]
+
+    def _drain(self) -> list[av.VideoFrame]:
+        """The held frames no later packet can precede; the rest go to `kept_back`."""
+        ctx = self.stream.codec_context
+        try:
+            frames = ctx.decode(None)
+        except av.error.InvalidDataError:
+            frames = []  # damaged data: the held frames are lost, as at the end of a file
+        ctx.flush_buffers()
+        self.fed, self.drained = False, True
+        safe = []
+        for f in frames:
+            f.time_base = self.stream.time_base  # a drain has no packet to take it from
+            if f.time is None:  # no timestamp: delivered (and dropped there) as it is
+                safe.append(f)
+                continue
+            later = bool(self.kept_back) or f.time > (self.decoded_to or 0.0) + 1e-6
+            (self.kept_back if later else safe).append(f)
+        return safe
+
+    def on_video(self, packet: av.Packet) -> tuple[list[av.VideoFrame], bool]:
+        """Note a video packet about to be decoded, re-feeding the decoder after a drain.
+
+        Returns:
+            Frames to deliver before the packet's own, in order, and whether the packet
+            follows a drain without the packets it needs (its frames may be missing until
+            the next keyframe).
+        """
+        out: list[av.VideoFrame] = []
+        damaged = False
+        if not packet.size:  # the end of the file: what was kept back is all there is
+            out, self.kept_back = self.kept_back, []
+            return [f for f in out if self.keep(f)], False
+        if self.drained:
+            self.again = set()  # the drain gave every frame; what is left never comes
+            if packet.is_keyframe or self.gop is None:
+                damaged = not packet.is_keyframe
+                out, self.kept_back = self.kept_back, []
+            else:  # decoded again from the keyframe, the kept-back frames come in order
+                skip = {f.pts for f in self.kept_back}
+                self.kept_back = []
+                self.again = {p.pts for p in self.gop if p.pts is not None} - skip
+                for p in self.gop:
+                    try:
+                        out += p.decode()
+                    except av.error.InvalidDataError:
+                        continue  # skipped the first time too
+            self.drained = False
+        self._note(packet)
+        return [f for f in out if self.keep(f)], damaged
+
+    def _note(self, packet: av.Packet) -> None:
+        t = float(packet.pts * packet.time_base) if packet.pts is not None else None
+        dts = packet.dts if packet.dts is not None else packet.pts
+        if dts is not None:
+            self.decoded_to = float(dts * packet.time_base)
+        if packet.is_keyframe:
+            self.gop, self.gop_bytes, self.newest = [packet], packet.size, t
+        elif self.gop is not None:
+            self.gop.append(packet)
+            self.gop_bytes += packet.size
+            if self.gop_bytes > _GOP_LIMIT_BYTES:
+                self.gop = None
+        if t is not None and (self.newest is None or t > self.newest):
+            self.newest = t
+        self.fed = True
+
+    def keep(self, frame: av.VideoFrame) -> bool:
+        """False for a frame a re-fed packet gave a second time; notes the ones kept."""
+        if frame.pts in self.again:
+            self.again.discard(frame.pts)
+            return False
+        if frame.pts is not None and frame.time is not None:
+            self.last_out = float(frame.time)
+        return True
 
 
 class _Reader:
@@ -508,7 +543,22 @@ class _Reader:
         self.in_size = self.out_size  # size of the last decoded frame
         fps = vfmt.fps if vfmt else 30.0
         self.video_pts = PtsChecker(modality="video", nominal_step_s=1.0 / fps)
+        cfg, vstream = source.config, source._vstream
+        self.held = (  # files only: a live input's frames are stamped as they come
+            HeldVideo(vstream, after_s=cfg.video_drain_after_s)
+            if vstream is not None and source._astream is not None and not source.live
+            else None
+        )
+        # Live audio is stamped by PTS (the pipeline fits them to arrival times); a file's
+        # by sample count (see SampleClock), from the frames' PTS where they are fresh.
         self.audio_pts = PtsChecker(modality="audio", nominal_step_s=None)
+        self.audio_clock = (
+            None
+            if source.live
+            else SampleClock(rate=cfg.sample_rate, tolerance_s=cfg.audio_gap_tolerance_s)
+        )
+        self.audio_prev: tuple[int, int] | None = None  # (pts, duration) of the last frame in
+        self.audio_fresh = False  # a fresh PTS came in that no delivered block has used yet
 
     def reset_after_reconnect(self) -> None:
         """A reconnected live stream starts a new timeline: rebase origin and checks.
@@ -519,6 +569,9 @@ class _Reader:
         self.resampler = None
         self.video_pts.reset()
         self.audio_pts.reset()
+        if self.audio_clock is not None:
+            self.audio_clock.reset()
+        self.audio_prev = None
         self.origin_s = None
         self.origin_ns = time.monotonic_ns()
 
@@ -562,6 +615,8 @@ class _Reader:
             for packet in container.demux(streams):
                 if src.stopping.is_set():
                     return "stopped"
+                if self.held is not None:
+                    self._before_packet(packet, self.held)
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError:
@@ -573,7 +628,7 @@ class _Reader:
                 for frame in frames:
                     if isinstance(frame, av.AudioFrame):
                         self._on_audio(frame)
-                    else:
+                    elif self.held is None or self.held.keep(frame):
                         self._on_video(frame)
         except (av.error.FFmpegError, OSError) as e:
             if src.live:
@@ -589,6 +644,26 @@ class _Reader:
             return "the sender ended the stream"
         self._check_complete(streams)
         return "eos"
+
+    def _before_packet(self, packet: av.Packet, held: HeldVideo) -> None:
+        """Deliver the frames the video decoder held, before audio or video past them."""
+        damaged = False
+        if packet.stream.type == "audio":
+            if packet.pts is None:
+                return
+            frames = held.on_audio(float(packet.pts * packet.time_base))
+        else:
+            frames, damaged = held.on_video(packet)
+        for frame in frames:
+            self._on_video(frame)
+        if damaged:
+            at = float(packet.pts * packet.time_base) if packet.pts is not None else self.end_s
+            self._warn(
+                "video",
+                f"video resumed at {at:.3f} s without a keyframe after a pause, and its "
+                "keyframe is too far back to decode again: frames until the next keyframe "
+                "may be missing",
+            )
 
     def _check_complete(self, streams: list[av.stream.Stream]) -> None:
         """Warn when a file ends well before the duration its header announces (cut copy)."""
@@ -610,16 +685,21 @@ class _Reader:
         if frame.pts is None:
             self._warn("audio", "audio frame without a timestamp dropped")
             return
-        problem = self.audio_pts.check(frame.time, frame.samples / frame.sample_rate)
-        if problem:
-            self._warn("audio", problem)
+        if self.audio_clock is None:
+            problem = self.audio_pts.check(frame.time, frame.samples / frame.sample_rate)
+            if problem:
+                self._warn("audio", problem)
+        else:  # fresh: not the demuxer's previous PTS + duration, so it says something new
+            prev, self.audio_prev = self.audio_prev, (frame.pts, frame.duration)
+            if prev is None or not prev[1] or frame.pts != prev[0] + prev[1]:
+                self.audio_fresh = True
         fmt = (frame.sample_rate, frame.layout.name, frame.format.name)
         if fmt != self.audio_in:
             self._audio_changed(fmt)
         elif self.resampler is None:
             self.resampler = self._new_resampler()
         assert self.resampler is not None  # made just above
-        self._deliver_audio(self.resampler.resample(frame))
+        self._deliver_audio(self.resampler.resample(frame), fresh=True)
 
     def _new_resampler(self) -> av.AudioResampler:
         return av.AudioResampler(format="flt", layout="mono", rate=self.src.config.sample_rate)
@@ -646,11 +726,21 @@ class _Reader:
             f"{self.src.config.sample_rate} Hz mono as before",
         )
 
-    def _deliver_audio(self, frames: list[av.AudioFrame]) -> None:
+    def _deliver_audio(self, frames: list[av.AudioFrame], *, fresh: bool = False) -> None:
+        """Stamp and deliver resampled blocks; `fresh`: they come from the frame just in
+        (not a resampler's flushed tail), so a fresh PTS it brought may be checked."""
         for out in frames:
             if out.pts is None or out.samples == 0:
                 continue
-            dev, host_ns = self._stamp(float(out.time))
+            t = float(out.time)
+            if self.audio_clock is not None:
+                t, problem = self.audio_clock.stamp(
+                    t, out.samples, fresh=fresh and self.audio_fresh
+                )
+                self.audio_fresh = self.audio_fresh and not fresh
+                if problem:
+                    self._warn("audio", problem)
+            dev, host_ns = self._stamp(t)
             samples = out.to_ndarray().reshape(-1)
             self.end_s = max(self.end_s, dev + out.samples / out.sample_rate)
             self.sink.audio(samples, device_time_s=dev, host_ns=host_ns)
