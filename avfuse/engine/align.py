@@ -36,6 +36,15 @@ import numpy as np
 from avfuse.engine.clock import SampleClock, now_ns
 from avfuse.engine.ring import ReadResult, SampleRing
 from avfuse.kernels.reference import AudioParams
+from avfuse.kernels.waveform import WaveformParams
+
+AnyAudio = AudioParams | WaveformParams
+
+
+def audio_hop(params: AnyAudio) -> int:
+    """The grid audio windows end on: the STFT hop of a log-mel, the chunk of a waveform."""
+    return params.chunk if isinstance(params, WaveformParams) else params.hop_length
+
 
 MODES = ("fused", "audio", "video")
 
@@ -72,7 +81,7 @@ class Aligner:
     def __init__(
         self,
         *,
-        params: AudioParams,
+        params: AnyAudio,
         ring: SampleRing,
         clock: SampleClock,
         av_offset_ms: float = 0.0,
@@ -92,7 +101,7 @@ class Aligner:
         self.ring = ring
         self.clock = clock
         self.window_samples = params.window_samples
-        self.hop = params.hop_length
+        self.hop = audio_hop(params)
         self.av_offset_ns = int(round(av_offset_ms * 1e6))
         self.deadline_ns = int(round(deadline_ms * 1e6))
         self.min_coverage = min_coverage
@@ -148,19 +157,27 @@ class Aligner:
 class AudioStepper:
     """Audio-driven windows: one every `step_s`, ends on the hop grid (audio-only mode).
 
+    A waveform model with context starts at its first chunk (the context before the
+    stream's start reads as missing zeros, as the models' own packages pad it); a
+    log-mel model at its first whole window.
+
     Args:
         params: the model's audio parameters.
         ring: the stream's sample ring.
-        step_s: time between windows; rounded to whole hops.
+        step_s: time between windows; rounded to whole hops (None: one hop).
     """
 
-    def __init__(self, *, params: AudioParams, ring: SampleRing, step_s: float) -> None:
-        hop = params.hop_length
-        self.step = max(hop, int(round(step_s * params.sample_rate / hop)) * hop)
+    def __init__(self, *, params: AnyAudio, ring: SampleRing, step_s: float | None) -> None:
+        hop = audio_hop(params)
+        step_samples = hop if step_s is None else step_s * params.sample_rate
+        self.step = max(hop, int(round(step_samples / hop)) * hop)
         self.window_samples = params.window_samples
         self.hop = hop
         self.ring = ring
-        self.next_end = -(-self.window_samples // hop) * hop
+        if isinstance(params, WaveformParams):
+            self.next_end = params.chunk
+        else:
+            self.next_end = -(-self.window_samples // hop) * hop
         #: windows skipped because the consumer fell more than a ring behind
         self.skipped = 0
 
@@ -169,8 +186,9 @@ class AudioStepper:
         head = self.ring.head
         if head < self.next_end:
             return None
-        oldest_end = self.ring.tail + self.window_samples
-        if self.next_end < oldest_end:
+        tail = self.ring.tail
+        oldest_end = tail + self.window_samples
+        if tail > 0 and self.next_end < oldest_end:  # its start was overwritten already
             behind = -(-(oldest_end - self.next_end) // self.step)
             self.skipped += behind
             self.next_end += behind * self.step
@@ -186,4 +204,4 @@ class AudioStepper:
         )
 
 
-__all__ = ["MODES", "Aligner", "AudioStepper", "Window"]
+__all__ = ["MODES", "Aligner", "AnyAudio", "AudioStepper", "Window", "audio_hop"]

@@ -158,9 +158,10 @@ class Ingest:
         self.video_ended = video is None
         self.ended = False
         self.audio_epoch = 0  # bumped at every audio gap/reconnect (invalidates mel caches)
-        #: (first missing index, first index after) of recent audio gaps and reconnects,
-        #: appended here, taken by the consumer once its windows pass them
-        self.audio_gaps: deque[tuple[int, int]] = deque(maxlen=64)
+        # (first missing index, first index after) of the last 64 audio gaps and
+        # reconnects: a ring written by the audio thread, published by `gaps_total`
+        self._gaps = np.zeros((64, 2), np.int64)
+        self.gaps_total = 0
         self.video_epoch = 0  # bumped at every video reconnect (a new PTS timeline)
         self.capture_to_ring = LatencyHistogram()
         self.counters = {
@@ -352,8 +353,21 @@ class Ingest:
         self.counters["audio_gaps"] += 1
         self.counters["audio_gap_samples"] += missing
         self.audio_epoch += 1
-        self.audio_gaps.append((idx, idx + missing))
+        self._add_gap(idx, idx + missing)
         return idx + missing
+
+    def _add_gap(self, start: int, end: int) -> None:
+        k = self.gaps_total % self._gaps.shape[0]
+        self._gaps[k, 0], self._gaps[k, 1] = start, end
+        self.gaps_total += 1  # published after the slot is written
+
+    def gap_end(self, n: int) -> int | None:
+        """Where the n-th audio gap (0-based, over the stream) ends, or None when it has not
+        happened or is too old to be held."""
+        total = self.gaps_total
+        if n >= total or n < total - self._gaps.shape[0]:
+            return None
+        return int(self._gaps[n % self._gaps.shape[0], 1])
 
     def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
         """One frame, captured at `host_ns`."""
@@ -434,7 +448,7 @@ class Ingest:
                 if m == "audio" and self.audio_ring is not None:
                     self.audio_up = True
                     self.audio_epoch += 1
-                    self.audio_gaps.append((self._next_index, self._next_index))
+                    self._add_gap(self._next_index, self._next_index)
                     self._resync = True
                     self._dev_end = None
                 elif m == "video" and self.frame_ring is not None and self.video_clock is not None:

@@ -54,7 +54,9 @@ class ModelOptions:
     every_ms: float | None = None
 
 
-def decision_config(m: Manifest, opts: ModelOptions, base: PostprocessConfig | None) -> PostprocessConfig:
+def decision_config(
+    m: Manifest, opts: ModelOptions, base: PostprocessConfig | None
+) -> PostprocessConfig:
     """The post-processing of a model: the run's explicit config, else the manifest's
     decision block, with the per-model overrides on top."""
     if base is not None:
@@ -94,7 +96,9 @@ class OutputReader:
         d = self.driver
         self.kind = "logits"
         if d is not None:
-            self.kind = {"sigmoid": "sigmoid", "logits": "logits"}.get(d.kind or "", "probabilities")
+            self.kind = {"sigmoid": "sigmoid", "logits": "logits"}.get(
+                d.kind or "", "probabilities"
+            )
             if d.kind == "score":
                 self.kind = "score"
         self.labels: tuple[str, ...] = d.labels if d is not None else ()
@@ -123,9 +127,7 @@ class OutputReader:
             return None
         return self._pool(np.asarray(out[d.name]), d.pool, d.name)
 
-    def value_records(
-        self, out: dict[str, np.ndarray], row: int, **common: Any
-    ) -> list[Value]:
+    def value_records(self, out: dict[str, np.ndarray], row: int, **common: Any) -> list[Value]:
         """Value records of one batch row."""
         recs = []
         for o in self.values:
@@ -169,9 +171,7 @@ class ModelSlot:
         self.image_kernel = image_kernel(m.video, config.kernel_impl) if m.video else None
         self.records: list[WarningRecord] = []
         self.batch = self._batch_size(config.max_batch)
-        self.fixed = any(
-            isinstance(s.shape[0], int) for s in self._data_inputs() if s.shape
-        )
+        self.fixed = any(isinstance(s.shape[0], int) for s in self._data_inputs() if s.shape)
         self.feeds = {
             s.name: np.zeros(
                 (self.batch, *(d if isinstance(d, int) else 1 for d in (s.shape or ())[1:])),
@@ -193,9 +193,7 @@ class ModelSlot:
         return [s for s in self.manifest.inputs if s.modality in ("video", "audio", "mask")]
 
     def _batch_size(self, want: int) -> int:
-        fixed = {
-            s.shape[0] for s in self._data_inputs() if s.shape and isinstance(s.shape[0], int)
-        }
+        fixed = {s.shape[0] for s in self._data_inputs() if s.shape and isinstance(s.shape[0], int)}
         if not fixed:
             return want
         b = min(fixed)

@@ -36,8 +36,8 @@ from __future__ import annotations
 import errno
 import math
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -45,7 +45,9 @@ import numpy as np
 from avfuse.backends.base import Backend
 from avfuse.engine.clock import now_ns
 from avfuse.engine.control import Doorbell, StopToken
+from avfuse.engine.lane import Item, Lane
 from avfuse.engine.metrics import LatencyHistogram, Metrics
+from avfuse.engine.model_slot import ModelOptions, ModelSlot
 from avfuse.engine.postprocess import Decision, PostprocessConfig
 from avfuse.engine.records import (
     Event,
@@ -55,16 +57,15 @@ from avfuse.engine.records import (
     Stats,
     StreamInfo,
     Summary,
-    WarningRecord,
 )
 from avfuse.engine.schedule import Scheduler, Ticket
 from avfuse.engine.sinks import Sink
 from avfuse.engine.sources.base import Source
-from avfuse.engine.stream_build import build_stream
-from avfuse.engine.streams import Item, Stream
+from avfuse.engine.stream_build import build_stream, resolve_mode
+from avfuse.engine.streams import Stream
 from avfuse.errors import BackendError, UsageError
-from avfuse.kernels import image_kernel, log_mel_kernel
 from avfuse.kernels.warm import warm_kernels
+from avfuse.kernels.waveform import WaveformKernel
 
 Mode = Literal["auto", "fused", "audio", "video"]
 
@@ -87,7 +88,8 @@ class PipelineConfig:
             (audio-driven, one window every `step_ms`).
         step_ms: window step of audio-driven streams.
         min_audio_coverage: fraction of a window that must be valid for audio to count.
-        postprocess: smoothing and hysteresis.
+        postprocess: smoothing and hysteresis for every model (None: each model's
+            manifest decision block).
         max_batch: largest micro-batch across streams.
         max_wait_ms: longest a ready item waits for a batch to fill (several streams).
         queue_depth: queued items per stream; a full queue drops its oldest (live).
@@ -113,7 +115,7 @@ class PipelineConfig:
     mode: Mode = "auto"
     step_ms: float = 100.0
     min_audio_coverage: float = 0.5
-    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    postprocess: PostprocessConfig | None = None
     max_batch: int = 8
     max_wait_ms: float = 2.0
     queue_depth: int = 2
@@ -173,82 +175,84 @@ def _is_epipe(e: BaseException) -> bool:
 
 
 class Pipeline:
-    """Runs a loaded backend on one or many streams and reports to sinks.
+    """Runs one or several loaded models on one or many streams and reports to sinks.
 
     Args:
         streams: one entry per stream: a Source, or a sequence of Sources whose
             modalities combine into one stream (e.g. a camera and a microphone). They
             are opened here (so a bad source fails before any sink is opened).
-        backend: a loaded Backend (its manifest says what the model takes).
+        backend: a loaded Backend (its manifest says what the model takes); or
+        backends: several loaded backends, one per model (names must differ), each run
+            on every stream that has a modality it takes.
         sinks: where records, frames and stats go; opened (`on_start`) when the run
             begins.
         config: behaviour.
         stop: a token that ends the run when requested (e.g. by a signal handler).
+        options: per-model overrides by model name (thresholds, cadence, embeddings).
 
     Raises:
-        UsageError: the backend is not loaded, or the model and the streams share no
-            modality, or a stream's audio rate differs from the model's.
+        UsageError: a backend is not loaded, two models share a name, or no model can run
+            on a stream; StreamFormatError: a stream's audio rate differs from a model's.
     """
 
     def __init__(
         self,
         *,
         streams: Sequence[Source | Sequence[Source]],
-        backend: Backend,
+        backend: Backend | None = None,
+        backends: Sequence[Backend] = (),
         sinks: Sequence[Sink] = (),
         config: PipelineConfig | None = None,
         stop: StopToken | None = None,
+        options: Mapping[str, ModelOptions] | None = None,
     ) -> None:
         self.config = cfg = config or PipelineConfig()
-        if backend.manifest is None:
-            raise UsageError("the backend is not loaded; call backend.load(manifest) first")
+        bes = ([backend] if backend is not None else []) + list(backends)
+        if not bes:
+            raise UsageError("no model given: pass a loaded backend")
+        for be in bes:
+            if be.manifest is None:
+                raise UsageError("the backend is not loaded; call backend.load(manifest) first")
+        names = [be.manifest.name for be in bes]  # type: ignore[union-attr]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise UsageError(f"two models are named {dup!r}: name them apart (--model NAME=PATH)")
         if not streams:
             raise UsageError("no streams given; pass at least one Source")
-        self.backend = backend
-        self.manifest = m = backend.manifest
+        opts = dict(options or {})
+        unknown = sorted(set(opts) - set(names))
+        if unknown:
+            raise UsageError(f"options for unknown model(s) {unknown}; the models are {names}")
+        self.slots = [
+            ModelSlot(
+                index=i, backend=be, config=cfg, options=opts.get(be.manifest.name, ModelOptions())
+            )  # type: ignore[union-attr]
+            for i, be in enumerate(bes)
+        ]
+        self.backend = bes[0]
+        self.manifest = self.slots[0].manifest
         self.sinks = list(sinks)
         self.metrics = Metrics()
         self._bell = Doorbell()
         self.stop_token = stop or StopToken()
         self.stop_token.attach(self._bell)
-        self._records: list[Record] = []
-        self._mel = log_mel_kernel(m.audio, cfg.kernel_impl) if m.audio else None
-        self._img = image_kernel(m.video, cfg.kernel_impl) if m.video else None
+        self._records: list[Record] = [r for slot in self.slots for r in slot.records]
         groups = [[s] if isinstance(s, Source) else list(s) for s in streams]
+        manifests = [slot.manifest for slot in self.slots]
         self.streams: list[Stream] = [
-            build_stream(
-                index=i,
-                sources=g,
-                manifest=m,
-                config=cfg,
-                mel_kernel=self._mel,
-                bell=self._bell,
-            )
+            build_stream(index=i, sources=g, manifests=manifests, config=cfg, bell=self._bell)
             for i, g in enumerate(groups)
         ]
-        self._batch = self._batch_size()
-        self._feeds = self._make_feeds()
-        self._fixed = any(isinstance(s.shape[0], int) for s in m.inputs)
-        # one dict of batch views per batch size, made once: no per-batch feed building
-        self._views = {
-            b: {k: v[:b] for k, v in self._feeds.items()} for b in range(1, self._batch + 1)
-        }
-        self._cast = any(s.dtype != "float32" for s in m.inputs if s.name in self._feeds)
+        for st in self.streams:
+            self._add_lanes(st)
+        for slot in self.slots:
+            slot.make_scheduler(lambda t, reason, slot=slot: self._on_drop(slot, t, reason))
         self._frame_sinks = [s for s in self.sinks if s.wants_frames]
         self._dead: set[int] = set()
         #: sinks that failed during the run, in order
         self.sink_failures: list[SinkFailure] = []
         #: True when a sink's stdout reader went away
         self.stdout_closed = False
-        self._output = next((o.name for o in m.outputs if o.name == "logits"), m.outputs[0].name)
-        self.scheduler = Scheduler(
-            streams=len(self.streams),
-            depth=cfg.queue_depth,
-            max_batch=self._batch,
-            max_wait_ms=cfg.max_wait_ms,
-            on_drop=self._on_drop,
-            per_stream=1 if m.state else None,  # state passes from one item to the next
-        )
         self._thread: threading.Thread | None = None
         self._started = False
         self._closed = False
@@ -261,50 +265,59 @@ class Pipeline:
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ set-up
-    def _batch_size(self) -> int:
-        fixed = {s.shape[0] for s in self.manifest.inputs if isinstance(s.shape[0], int)}
-        if not fixed:
-            return self.config.max_batch
-        b = min(fixed)
-        if b < self.config.max_batch:
-            self._records.append(
-                WarningRecord(
-                    source="pipeline",
-                    kind="batch",
-                    message=f"the model has a fixed batch of {b}; micro-batches are capped at {b}",
-                    model=self.manifest.name,
+    def _add_lanes(self, st: Stream) -> None:
+        ing = st.ingest
+        has_a, has_v = ing.audio_format is not None, ing.video_format is not None
+        errors = []
+        for slot in self.slots:
+            try:
+                mode = resolve_mode(
+                    self.config.mode if len(self.slots) == 1 else "auto",
+                    slot.modalities,
+                    has_audio=has_a,
+                    has_video=has_v,
+                    name=st.name,
+                    model_name=slot.name,
                 )
-            )
-        return b
-
-    def _make_feeds(self) -> dict[str, np.ndarray]:
-        feeds = {}
-        for s in self.manifest.inputs:
-            if s.modality == "state":
+            except UsageError as e:
+                errors.append(e)
                 continue
-            shape = (self._batch, *(d if isinstance(d, int) else 1 for d in s.shape[1:]))
-            feeds[s.name] = np.zeros(shape, np.float32)
-        return feeds
+            lane = Lane(stream=st, slot=slot, mode=mode, config=self.config)
+            st.lanes.append(lane)
+            slot.lanes.append(lane)
+        if not st.lanes:
+            raise errors[0]
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The first model's scheduler (what a one-model run has)."""
+        sched = self.slots[0].scheduler
+        assert sched is not None  # made in __init__
+        return sched
 
     def _warmup(self) -> None:
-        """Compile/load every kernel path and the backend before any source starts.
+        """Compile/load every kernel path and the backends before any source starts.
 
         A JIT compile after capture starts would stall the live clock for seconds (numba
         with an empty cache), so every specialisation the run calls is made here.
         """
-        warm_kernels(
-            mel=self._mel,
-            image=self._img,
-            frames=[
+        for slot in self.slots:
+            frames = [
                 (st.ingest.frame_ring.shape, st.video_format.pixel_format)
                 for st in self.streams
                 if st.video_format is not None and st.ingest.frame_ring is not None
-            ],
-            streaming_mel=self.config.streaming_mel,
-        )
-        for b in sorted({1, self._batch}):  # the runtime plans per input shape
-            self._infer(b, [0] * b)
-        self.backend.reset_state()
+            ]
+            warm_kernels(
+                mel=slot.audio_kernel
+                if not isinstance(slot.audio_kernel, WaveformKernel)
+                else None,
+                image=slot.image_kernel,
+                frames=frames,
+                streaming_mel=self.config.streaming_mel,
+            )
+            for b in sorted({1, slot.batch}):  # the runtime plans per input shape
+                self._infer(slot, b, [None] * b)
+            slot.backend.reset_state()
 
     def run_info(self) -> RunInfo:
         """What the sinks are told at the start of the run."""
@@ -321,7 +334,11 @@ class Pipeline:
                     live=st.ingest.live,
                 )
             )
-        return RunInfo(model=self.manifest.name, labels=self.manifest.labels, streams=tuple(infos))
+        return RunInfo(
+            model="+".join(slot.name for slot in self.slots),
+            labels=self.manifest.labels,
+            streams=tuple(infos),
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Pipeline:
@@ -416,18 +433,21 @@ class Pipeline:
             ended = all(st.finished() for st in self.streams)
             pulled = 0
             for st in self.streams:
-                pulled += st.pull(self.scheduler, now)
-            batch = self.scheduler.next_batch(now)
-            if batch:
-                self._process(batch)
-            elif (
-                ended
-                and not pulled
-                and self.scheduler.pending() == 0
-                and not any(st.waiting for st in self.streams)
-            ):
-                break
-            else:
+                pulled += st.pull(now)
+            worked = False
+            for slot in self.slots:
+                batch = slot.scheduler.next_batch(now)  # type: ignore[union-attr]
+                if batch:
+                    self._process(slot, batch)
+                    worked = True
+            if not worked:
+                if (
+                    ended
+                    and not pulled
+                    and not any(slot.scheduler.pending() for slot in self.slots)  # type: ignore[union-attr]
+                    and not any(st.waiting for st in self.streams)
+                ):
+                    break
                 bell.wait((self._next_wake(now, next_stats) - now) / 1e9)
                 self.wakeups += 1
             now = now_ns()
@@ -445,46 +465,64 @@ class Pipeline:
             due = st.next_due()
             if due is not None and due < wake:
                 wake = due
-        fill = self.scheduler.next_fill_ns()
-        if fill is not None and fill < wake:
-            wake = fill
+        for slot in self.slots:
+            fill = slot.scheduler.next_fill_ns()  # type: ignore[union-attr]
+            if fill is not None and fill < wake:
+                wake = fill
         return max(wake, now)
 
-    def _on_drop(self, t: Ticket, reason: str) -> None:
+    def _on_drop(self, slot: ModelSlot, t: Ticket, reason: str) -> None:
         self.metrics.drop(reason)
-        self.streams[t.stream].release(t.item)
+        slot.lanes[t.stream].release(t.item)
 
     # ------------------------------------------------------------------ one batch
-    def _process(self, batch: list[Ticket]) -> None:
+    def _process(self, slot: ModelSlot, batch: list[Ticket]) -> None:
         t0 = now_ns()
-        for i, t in enumerate(batch):
-            st = self.streams[t.stream]
+        lanes = [slot.lanes[t.stream] for t in batch]
+        for i, (t, lane) in enumerate(zip(batch, lanes, strict=True)):
             it: Item = t.item
             if it.ready_ns:
                 self.metrics.record("align_wait", it.ready_ns - it.first_seen_ns)
-            st.prepare(it, i, self._feeds, self._img)
+            lane.prepare(it, i)
             if it.reset:  # a gap: recurrent state must not span it (one item per stream)
-                self.backend.reset_state(st.name)
+                slot.backend.reset_state(lane.stream.name)
         t1 = now_ns()
         self.metrics.record("preprocess", t1 - t0)
-        out = self._infer(len(batch), [t.stream for t in batch])
+        out = self._infer(slot, len(batch), [lane.stream.name for lane in lanes])
         t2 = now_ns()
         self.metrics.record("inference", t2 - t1)
-        logits = out[self._output]
+        slot.batches += 1
+        scores = slot.reader.scores(out)
         records: list[Record] = []
-        for i, t in enumerate(batch):
-            st = self.streams[t.stream]
+        for i, (t, lane) in enumerate(zip(batch, lanes, strict=True)):
             it = t.item
-            d = Decision(
-                stream_time_s=st.ingest.stream_time_s(it.time_ns),
-                logits=logits[i],
-                modalities=it.modalities,
-                degraded=it.degraded,
-                latency_ms=(t2 - it.base_ns) / 1e6,
-            )
-            records.extend(st.post.push(d))
+            st = lane.stream
+            stream_t = st.ingest.stream_time_s(it.time_ns)
+            latency_ms = (t2 - it.base_ns) / 1e6
+            if scores is not None:
+                d = Decision(
+                    stream_time_s=stream_t,
+                    scores=scores[i],
+                    modalities=it.modalities,
+                    degraded=it.degraded,
+                    latency_ms=latency_ms,
+                )
+                records.extend(lane.post.push(d))
+            if slot.reader.values:
+                records.extend(
+                    slot.reader.value_records(
+                        out,
+                        i,
+                        degraded=it.degraded,
+                        latency_ms=round(latency_ms, 2),
+                        stream=st.name,
+                        model=slot.name,
+                        stream_time=round(stream_t, 3),
+                    )  # fmt: skip
+                )
             self.frames += 1
-            st.frames += 1
+            lane.frames += 1
+            slot.frames += 1
         t3 = now_ns()
         self.metrics.record("postprocess", t3 - t2)
         for t in batch:  # capture -> decision handed to the sinks
@@ -492,33 +530,31 @@ class Pipeline:
             self._interval.record_ns(t3 - t.item.base_ns)
         for r in records:
             self._send(r)
-        for t in batch:
-            st = self.streams[t.stream]
-            if self._frame_sinks:
-                frame, overlay = st.overlay(t.item)
+        for t, lane in zip(batch, lanes, strict=True):
+            if self._frame_sinks and lane.takes_video and slot.index == self._frame_slot(lane):
+                frame, overlay = lane.stream.overlay(t.item, lane)
                 if frame is not None and overlay is not None:
                     for s in self._frame_sinks:
                         self._call(s, "on_frame", frame, overlay)
-            st.release(t.item)
+            lane.release(t.item)
         self.metrics.record("sink", now_ns() - t3)
 
-    def _infer(self, n: int, streams: list[int]) -> dict[str, np.ndarray]:
-        b = self._batch if self._fixed else n
-        feeds = self._views[b]
-        if self._cast:
-            specs = [s for s in self.manifest.inputs if s.name in feeds]
-            feeds = {s.name: feeds[s.name].astype(s.dtype) for s in specs}
-        ids = [self.streams[s].name for s in streams] + [None] * (b - n)
+    def _frame_slot(self, lane: Lane) -> int:
+        """Annotated frames come from the first video-driven model of a stream."""
+        first = next((x for x in lane.stream.lanes if x.takes_video), lane)
+        return first.slot.index
+
+    def _infer(self, slot: ModelSlot, n: int, stream_ids: list[Any]) -> dict[str, np.ndarray]:
         try:
-            return self.backend.infer(feeds, streams=ids)
+            return slot.infer(n, stream_ids)
         except BackendError as e:
             self._send(
                 FaultRecord(
-                    source=f"backend:{self.backend.name}",
+                    source=f"backend:{slot.backend.name}",
                     kind="error",
                     message=str(e),
                     recoverable=False,
-                    model=self.manifest.name,
+                    model=slot.name,
                 )
             )
             raise
@@ -574,8 +610,13 @@ class Pipeline:
             latency_p99_ms=round(self._interval.percentile(99), 3),
             drops=sum(self.metrics.drops.values()),
             streams=len(self.streams),
-            labels={st.name: st.post.current_label for st in self.streams},
-            model=self.manifest.name,
+            labels={
+                st.name if len(st.lanes) == 1 else f"{st.name}/{lane.slot.name}": (
+                    lane.post.current_label
+                )
+                for st in self.streams
+                for lane in st.lanes
+            },
         )
         self._interval.reset()
         for s in self.sinks:
@@ -590,13 +631,16 @@ class Pipeline:
             abandoned = st.stop()
             if abandoned:
                 self.metrics.drop("shutdown", abandoned)
-        for t in self.scheduler.drain():
-            self._on_drop(t, "shutdown")
+        for slot in self.slots:
+            if slot.scheduler is not None:
+                for t in slot.scheduler.drain():
+                    self._on_drop(slot, t, "shutdown")
         try:
             self._emit_records()
             for st in self.streams:
-                for r in st.post.push(None):
-                    self._send(r)
+                for lane in st.lanes:
+                    for r in lane.post.push(None):
+                        self._send(r)
             self.summary = self._summary()
             self._send(self.summary)
         finally:
@@ -631,11 +675,15 @@ class Pipeline:
             sink_errors=self.metrics.counters.get("sink_errors", 0),
             latency_ms=m["latency_ms"],
             wall_s=round((now_ns() - t0) / 1e9, 3),
-            batches=self.scheduler.batches,
+            batches=sum(slot.batches for slot in self.slots),
             wakeups=self.wakeups,
             streams=tuple(st.summary() for st in self.streams),
+            models=tuple(
+                {"name": slot.name, "frames": slot.frames, "batches": slot.batches}
+                for slot in self.slots
+            ),
             stopped_by=self.stopped_by,
-            model=self.manifest.name,
+            model="+".join(slot.name for slot in self.slots),
         )
 
     def table(self) -> str:
@@ -643,4 +691,4 @@ class Pipeline:
         return self.metrics.table()
 
 
-__all__ = ["Pipeline", "PipelineConfig", "SinkFailure"]
+__all__ = ["ModelOptions", "Pipeline", "PipelineConfig", "SinkFailure"]

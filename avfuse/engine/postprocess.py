@@ -223,9 +223,7 @@ class PostProcessor:
         events: list[Record] = []
         if self._active >= 0:
             s = float(self._smooth[self._active])
-            takeover = (
-                top != self._active and top != self._none and self.top_score >= self._on[top]
-            )
+            takeover = top != self._active and top != self._none and self.top_score >= self._on[top]
             if s < self._off[self._active] or takeover:
                 events.extend(self._close(t))
             else:

@@ -223,6 +223,7 @@ class Summary(Record):
         wakeups: times the pipeline's loop woke up (it sleeps until there is work, so an
             idle or slow stream costs few; a polling loop would show thousands a second).
         streams: per-stream figures (clocks, rings, counters, sync estimate).
+        models: per-model figures (decisions, inference calls).
         stopped_by: why the run ended: "end" (sources ended), "stop" (asked to),
             "duration", a signal name ("SIGINT", "SIGTERM", "SIGHUP"), "stdout_closed",
             "sinks_failed" or "error".
@@ -238,6 +239,7 @@ class Summary(Record):
     batches: int
     wakeups: int
     streams: tuple[Mapping[str, Any], ...]
+    models: tuple[Mapping[str, Any], ...] = ()
     stopped_by: str = "end"
 
 

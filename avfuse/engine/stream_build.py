@@ -23,7 +23,6 @@ from avfuse.manifest import Manifest
 
 if TYPE_CHECKING:
     from avfuse.engine.pipeline import PipelineConfig
-    from avfuse.kernels import LogMelKernel
 
 
 def _resolve_mode(want: str, model: tuple[str, ...], has_a: bool, has_v: bool, name: str) -> str:
@@ -47,12 +46,11 @@ def build_stream(
     *,
     index: int,
     sources: Sequence[Source],
-    manifest: Manifest,
+    manifests: Sequence[Manifest],
     config: PipelineConfig,
-    mel_kernel: LogMelKernel | None,
     bell: Doorbell | None = None,
 ) -> Stream:
-    """Open the sources, check their formats against the model, and build the stream."""
+    """Open the sources, check their formats against the models, and build the stream."""
     if not sources:
         raise UsageError(f"stream {index} has no sources")
     infos = [s.open() for s in sources]
@@ -61,18 +59,17 @@ def build_stream(
     name = "+".join(s.name for s in sources)
     afmt = infos[a_src].audio if a_src is not None else None
     vfmt = infos[v_src].video if v_src is not None else None
-    model = manifest.modalities
-    mode = _resolve_mode(config.mode, model, afmt is not None, vfmt is not None, name)
-    want_rate = manifest.audio.sample_rate if manifest.audio is not None else None
-    if afmt is not None and "audio" in model and afmt.sample_rate != want_rate:
-        raise StreamFormatError(
-            f"source {name!r} delivers {afmt.sample_rate} Hz audio but the model needs "
-            f"{want_rate} Hz; open the source with sample_rate={want_rate}"
-        )
+    for m in manifests:
+        want_rate = m.audio.sample_rate if m.audio is not None else None
+        if afmt is not None and want_rate is not None and afmt.sample_rate != want_rate:
+            raise StreamFormatError(
+                f"source {name!r} delivers {afmt.sample_rate} Hz audio but model {m.name!r} "
+                f"needs {want_rate} Hz; open the source with sample_rate={want_rate}"
+            )
     live = any(inf.live for inf in infos)
     paced = live or config.realtime
     slots = _video_slots(config, vfmt, paced=paced, name=name)
-    ring_s = _audio_ring_s(config, manifest, name=name)
+    ring_s = _audio_ring_s(config, manifests, name=name)
     ingest = Ingest(
         name=name,
         audio=afmt,
@@ -87,16 +84,20 @@ def build_stream(
         bell=bell,
     )
     ports = [IngestPort(ingest, audio=i == a_src, video=i == v_src) for i in range(len(sources))]
-    return Stream(
-        index=index,
-        sources=list(sources),
-        ports=ports,
-        ingest=ingest,
-        mode=mode,
-        manifest=manifest,
-        config=config,
-        mel_kernel=mel_kernel,
-    )
+    return Stream(index=index, sources=list(sources), ports=ports, ingest=ingest, config=config)
+
+
+def resolve_mode(
+    want: str,
+    model: tuple[str, ...],
+    *,
+    has_audio: bool,
+    has_video: bool,
+    name: str,
+    model_name: str,
+) -> str:
+    """How a model runs on a stream: fused, video (video-driven) or audio (audio-driven)."""
+    return _resolve_mode(want, model, has_audio, has_video, f"{name}' for model '{model_name}")
 
 
 def _video_slots(config: PipelineConfig, vfmt: object, *, paced: bool, name: str) -> int:
@@ -119,9 +120,11 @@ def _video_slots(config: PipelineConfig, vfmt: object, *, paced: bool, name: str
     return config.video_slots
 
 
-def _audio_ring_s(config: PipelineConfig, manifest: Manifest, *, name: str) -> float:
-    """Seconds of audio held: two model windows plus the A/V offset plus a second."""
-    window_s = manifest.audio.window_s if manifest.audio else 1.0
+def _audio_ring_s(config: PipelineConfig, manifests: Sequence[Manifest], *, name: str) -> float:
+    """Seconds of audio held: two of the longest model window plus the A/V offset plus a
+    second."""
+    windows = [m.audio.window_samples / m.audio.sample_rate for m in manifests if m.audio]
+    window_s = max(windows, default=1.0)
     need = 2 * window_s + abs(config.av_offset_ms) / 1e3 + 1.0
     if config.audio_ring_s is None:
         return max(10.0, need)
@@ -134,4 +137,4 @@ def _audio_ring_s(config: PipelineConfig, manifest: Manifest, *, name: str) -> f
     return config.audio_ring_s
 
 
-__all__ = ["build_stream"]
+__all__ = ["build_stream", "resolve_mode"]

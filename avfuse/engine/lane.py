@@ -1,0 +1,510 @@
+"""A lane: one model running on one stream.
+
+The stream takes frames from its ring once and offers each to its video-driven lanes;
+audio-driven lanes step through the stream's audio ring on their own. A lane decides
+which items its model runs on (its cadence: every N-th frame, every audio hop or every
+X ms), waits for each item's audio window (its own window length and offset), fills a
+row of its model's feeds, and turns the model's outputs into onsets, events and values
+for this stream. Several lanes on one stream share the rings: a frame or an audio
+sample is released only when every lane is done with it.
+
+A fused lane whose stream's video stops while the audio goes on makes audio-driven
+items at the frame rate (`Stream` decides that the video is gone and says so once).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from avfuse.engine.align import Aligner, AudioStepper, Window
+from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
+from avfuse.engine.records import Record, WarningRecord
+from avfuse.engine.sync import SyncConfig, SyncMonitor
+from avfuse.kernels.reference import AudioParams
+
+if TYPE_CHECKING:
+    from avfuse.engine.model_slot import ModelSlot
+    from avfuse.engine.pipeline import PipelineConfig
+    from avfuse.engine.streams import Stream
+
+_NEVER = 1 << 62  # an audio index no stream reaches
+
+
+@dataclass(slots=True)
+class Item:
+    """One unit of work of a lane: a video frame, or an audio window.
+
+    Attributes:
+        lane: the lane's index in its model's lanes (its scheduler queue).
+        seq: video frame sequence number in the frame ring, -1 when none.
+        time_ns: host time the decision is about (frame time or window end).
+        base_ns: latency origin (capture time for live streams, arrival for files).
+        first_seen_ns: when the pipeline took it from the ring.
+        window: its audio window, once the audio clock can place it.
+        ready_ns: when it became ready (0: not yet).
+        modalities: modalities present after pre-processing.
+        degraded: a modality the model takes was missing.
+        level_dbfs: audio level of the window's last 100 ms.
+        reset: the stream's recurrent state starts afresh at this item (it follows a gap,
+            a reconnect or a change between video- and audio-driven items).
+    """
+
+    lane: int
+    seq: int
+    time_ns: int
+    base_ns: int
+    first_seen_ns: int
+    window: Window | None = None
+    ready_ns: int = 0
+    modalities: tuple[str, ...] = ()
+    degraded: bool = False
+    level_dbfs: float = -120.0
+    reset: bool = False
+
+
+class Lane:
+    """One model on one stream (see the module docstring)."""
+
+    def __init__(
+        self, *, stream: Stream, slot: ModelSlot, mode: str, config: PipelineConfig
+    ) -> None:
+        self.stream = stream
+        self.slot = slot
+        self.index = len(slot.lanes)
+        self.mode = mode
+        ing = stream.ingest
+        m = slot.manifest
+        self.paced = stream.paced
+        self.audio_input = slot.audio_spec.name if slot.audio_spec is not None else None
+        self.video_input = slot.video_spec.name if slot.video_spec is not None else None
+        self.mask_input = slot.mask_spec.name if slot.mask_spec is not None else None
+        self._mask_order = m.mask_order
+        self._model_mods = m.modalities
+        self._min_cov = config.min_audio_coverage
+        self._max_latency_ns = (
+            int(config.max_latency_ms * 1e6) if config.max_latency_ms is not None else None
+        )
+        self._deadline_ns = int(config.audio_deadline_ms * 1e6)
+        self._nonlive_wait_ns = int(config.nonlive_audio_wait_s * 1e9)
+        self._av_offset_ns = int(config.av_offset_ms * 1e6)
+        d = slot.decision
+        kind = slot.reader.kind
+        labels = slot.reader.labels or m.labels
+        if kind == "sigmoid":
+            self.post: Any = MultiLabelPostProcessor(
+                labels=labels, config=d, stream=stream.name, model=slot.name
+            )
+        else:
+            self.post = PostProcessor(
+                labels=labels, config=d, stream=stream.name, model=slot.name, kind=kind
+            )
+        self.aligner: Aligner | None = None
+        self.stepper: AudioStepper | None = None
+        self._smel: Any = None
+        self._epoch = 0
+        self.audio_buf: np.ndarray | None = None
+        a = m.audio
+        if a is not None and ing.audio_ring is not None and ing.audio_clock is not None:
+            self.audio_buf = np.zeros(a.window_samples, np.float32)
+            self._rate = a.sample_rate
+            if mode == "fused":
+                self.aligner = Aligner(
+                    params=a,
+                    ring=ing.audio_ring,
+                    clock=ing.audio_clock,
+                    av_offset_ms=config.av_offset_ms,
+                    deadline_ms=config.audio_deadline_ms,
+                    min_coverage=config.min_audio_coverage,
+                )
+            elif mode == "audio":
+                every = slot.options.every_ms or m.cadence.every_ms
+                step = every / 1e3 if every else (None if not isinstance(a, AudioParams)
+                                                  else config.step_ms / 1e3)  # fmt: skip
+                self.stepper = AudioStepper(params=a, ring=ing.audio_ring, step_s=step)
+            kernel = slot.audio_kernel
+            if isinstance(a, AudioParams) and config.streaming_mel and _can_stream(kernel):
+                from avfuse.kernels.streaming import StreamingLogMel
+
+                self._smel = StreamingLogMel(kernel)
+        self.sync: SyncMonitor | None = None
+        if (
+            config.sync_monitor
+            and mode == "fused"
+            and isinstance(a, AudioParams)
+            and m.video is not None
+            and self.audio_buf is not None
+            and not any(lane.sync is not None for lane in stream.lanes)
+        ):
+            self.sync = SyncMonitor(
+                configured_offset_ms=config.av_offset_ms,
+                hop_s=a.hop_length / a.sample_rate,
+                image_shape=(m.video.channels, m.video.height, m.video.width),
+                config=SyncConfig(tolerance_ms=config.sync_tolerance_ms),
+                source=stream.name,
+                video_scale=float(np.mean(m.video.std)),
+            )
+            self._energy = np.zeros(a.frames, np.float32)
+            self._audio_params = a
+        self.reads_audio = self.audio_buf is not None and mode != "video"
+        self.takes_video = mode in ("fused", "video")
+        self._every = max(1, slot.options.every_frames or m.cadence.every_frames or 1)
+        self._offered = 0
+        spec = slot.video_spec
+        self._stack = None
+        if spec is not None and len(spec.shape or ()) == 5:  # [batch, frames, ...]: a stack
+            self._stack = np.zeros(spec.shape[1:], slot.feeds[spec.name].dtype)  # type: ignore[index]
+        fr = ing.frame_ring
+        self._max_waiting = max(2, fr.slots - 2) if fr is not None else 2
+        self._waiting: deque[Item] = deque()
+        self._held: set[int] = set()
+        self._next_seq = 0  # every frame below this was offered
+        self.audio_floor = 0
+        self.frames = 0
+        self.torn = 0
+        self.late_frames = 0
+        self.gated = 0
+        self._records: list[Record] = []
+        self._last_item_ns: int | None = None
+        self._audio_only_until: int | None = None
+        self._reset_next = False
+
+    # ------------------------------------------------------------------ frames
+    def has_room(self) -> bool:
+        """Whether a file's frame may be taken for this lane now (back-pressure)."""
+        return self.paced or len(self._waiting) < self._max_waiting
+
+    def offer_frame(self, seq: int, t: int, base: int, now: int, *, reset: bool) -> None:
+        """A new frame of the stream: queue it if the cadence says this lane runs on it."""
+        self._next_seq = seq + 1
+        if reset:
+            self._reset_next = True
+        if self._audio_only_until is not None:
+            if t <= self._audio_only_until:
+                self.late_frames += 1  # decisions for this time were made without video
+                return
+            self._audio_only_until = None
+            self._reset_next = True
+        k = self._offered
+        self._offered += 1
+        if k % self._every:
+            return
+        self._held.add(seq)
+        self._waiting.append(
+            Item(
+                lane=self.index,
+                seq=seq,
+                time_ns=t,
+                base_ns=base,
+                first_seen_ns=now,
+                reset=self._take_reset(),
+            )
+        )
+        self._last_item_ns = t
+
+    def oldest_frame_held(self) -> int:
+        """Frames below this sequence number are no longer needed by this lane."""
+        return min(self._held) if self._held else self._next_seq
+
+    def _take_reset(self) -> bool:
+        reset, self._reset_next = self._reset_next, False
+        return reset
+
+    # ------------------------------------------------------------------ items
+    def pull(self, now: int, *, took_frames: int) -> int:
+        """Queue this lane's ready items in its model's scheduler; returns items made."""
+        sched = self.slot.scheduler
+        assert sched is not None  # made before the run
+        n = 0
+        if self.mode == "audio":
+            n = self._pull_audio(now)
+        else:
+            if self.mode == "fused" and not took_frames and not self._waiting:
+                n = self._audio_only(now)
+            waiting = self._waiting
+            while waiting and (self.paced or sched.space(self.index) > 0):
+                it = waiting[0]
+                if not self.ready(it, now):
+                    break
+                waiting.popleft()
+                self._push(it, now)
+        return n
+
+    def _push(self, it: Item, now: int) -> None:
+        ml = self._max_latency_ns
+        deadline = it.base_ns + ml if self.paced and ml else None
+        self.slot.scheduler.push(self.index, it, now_ns=now, deadline_ns=deadline)  # type: ignore[union-attr]
+
+    def _pull_audio(self, now: int) -> int:
+        """Audio-driven lane: one window every step."""
+        ing = self.stream.ingest
+        stepper, clock = self.stepper, ing.audio_clock
+        sched = self.slot.scheduler
+        if stepper is None or clock is None or sched is None:
+            return 0
+        n = 0
+        while self.paced or sched.space(self.index) > 0:
+            w = stepper.poll()
+            if w is None:
+                break
+            t = clock.index_to_host(w.end_index)
+            w.target_ns = t
+            fr = ing.frame_ring
+            it = Item(
+                lane=self.index,
+                seq=fr.latest() if fr is not None and self.video_input else -1,
+                time_ns=t,
+                base_ns=t if ing.live else now,
+                first_seen_ns=now,
+                window=w,
+                ready_ns=now,
+                reset=self._take_reset(),
+            )
+            self._push(it, now)
+            n += 1
+        return n
+
+    def _audio_only(self, now: int) -> int:
+        """Audio-driven items at the frame rate while the stream's video is gone."""
+        st, al = self.stream, self.aligner
+        sched = self.slot.scheduler
+        if al is None or sched is None or not st.video_absent:
+            return 0
+        fit = al.clock.fit
+        ring = st.ingest.audio_ring
+        if fit is None or ring is None:
+            return 0
+        period = st.period_ns
+        t = self._last_item_ns
+        if t is None:
+            t = al.clock.index_to_host(al.window_samples, fit) - self._av_offset_ns
+        elif self.paced:  # live: do not replay what is already late, join the present
+            head_t = al.clock.index_to_host(ring.head, fit) - self._av_offset_ns
+            behind = (head_t - t) // period - 1
+            if behind > 0:
+                t += behind * period
+        if self._audio_only_until is None:
+            self._reset_next = True
+        n = 0
+        while self.paced or sched.space(self.index) > 0:
+            t_next = t + period
+            w = al.window_for(t_next)
+            if w is None or not al.complete(w):
+                break
+            it = Item(
+                lane=self.index,
+                seq=-1,
+                time_ns=t_next,
+                base_ns=t_next if st.ingest.live else now,
+                first_seen_ns=now,
+                window=w,
+                ready_ns=now,
+                reset=self._take_reset(),
+            )
+            self._push(it, now)
+            t = t_next
+            self._last_item_ns = self._audio_only_until = t
+            n += 1
+        return n
+
+    def wake_index(self) -> int:
+        """The audio index worth waking the pipeline for, for this lane."""
+        ing, al = self.stream.ingest, self.aligner
+        if self.mode == "audio" and self.stepper is not None:
+            return self.stepper.next_end
+        if al is None or ing.audio_ring is None:
+            return _NEVER
+        if self._waiting:
+            w = self._waiting[0].window
+            return w.end_index if w is not None else 0
+        fit = al.clock.fit
+        if fit is None:
+            return 0
+        if self.stream.video_absent:
+            w = al.window_for((self._last_item_ns or 0) + self.stream.period_ns)
+            return w.end_index if w is not None else 0
+        last = self._last_item_ns
+        if last is None or not self.paced:
+            return _NEVER  # files: frames and blocked writes ring anyway
+        due = last + self.stream.video_timeout_ns + self._av_offset_ns + 1
+        return int(al.clock.host_to_index(due, fit)) + 1
+
+    @property
+    def waiting(self) -> int:
+        """Items taken and still waiting for their audio."""
+        return len(self._waiting)
+
+    def next_due(self) -> int | None:
+        """Host ns at which the oldest waiting item becomes ready by deadline, or None."""
+        if not self._waiting:
+            return None
+        it = self._waiting[0]
+        if self.paced:
+            due = it.window.target_ns if it.window else it.time_ns + self._av_offset_ns
+            return due + self._deadline_ns
+        return it.first_seen_ns + self._nonlive_wait_ns
+
+    def ready(self, it: Item, now: int) -> bool:
+        """Whether an item can be processed now (its audio is complete or will not come)."""
+        if it.ready_ns:
+            return True
+        al, st = self.aligner, self.stream
+        ing = st.ingest
+        if al is not None and it.window is None:
+            it.window = al.window_for(it.time_ns)
+        ok = al is None or not ing.audio_up
+        if not ok:
+            if it.window is not None and al.complete(it.window):
+                ok = True
+            elif self.paced:
+                due = it.window.target_ns if it.window else it.time_ns + self._av_offset_ns
+                ok = now >= due + self._deadline_ns
+            else:
+                ok = st.finished() or now - it.first_seen_ns > self._nonlive_wait_ns
+                if not ok and ing.blocked_on is not None:
+                    ok = True  # the reader waits for us: this audio is not (yet) in the file
+                    if ing.blocked_on == "video":
+                        st.audio_gone(it.time_ns)
+        if ok:
+            it.ready_ns = now
+        return ok
+
+    # ------------------------------------------------------------------ pre-processing
+    def prepare(self, it: Item, row: int) -> None:
+        """Pre-process an item into batch row `row` of the model's feeds and its mask row."""
+        slot, st = self.slot, self.stream
+        feeds = slot.feeds
+        ing = st.ingest
+        has_audio = has_video = False
+        if self.audio_input is not None:
+            dst = feeds[self.audio_input][row]
+            if self.aligner is not None and it.window is None:
+                it.window = self.aligner.window_for(it.time_ns)
+            w = it.window
+            if w is not None and st.crosses_audio_gap(self, w):
+                it.reset = True  # recurrent state must not span an audio gap
+            if w is not None and self.audio_buf is not None and ing.audio_ring is not None:
+                res = ing.audio_ring.read(w.start_index, self.audio_buf)
+                has_audio = res.coverage >= self._min_cov
+                if has_audio:
+                    self._audio_into(dst, w, complete=res.missing == 0)
+                    if self.sync is not None:
+                        self._sync_audio(it, w, dst)
+                    tenth = self._rate // 10
+                    it.level_dbfs = ing.audio_ring.level_dbfs(w.end_index - tenth, w.end_index)
+            if not has_audio:
+                dst[...] = 0
+        img = slot.image_kernel
+        if self.video_input is not None and img is not None:
+            dst = feeds[self.video_input][row]
+            target = dst if self._stack is None else self._stack[-1]
+            fr = ing.frame_ring
+            if it.seq >= 0 and fr is not None and self.mode != "audio":
+                if fr.valid(it.seq):
+                    fmt = st.video_format.pixel_format if st.video_format else "bgr24"
+                    if self._stack is not None:
+                        self._stack[:-1] = self._stack[1:]  # the oldest frame goes
+                    img(fr.view(it.seq), fmt, target)
+                    has_video = fr.valid(it.seq)  # not overwritten while we read it
+                    if has_video and self.sync is not None:
+                        self.sync.push_video(ing.stream_time_s(it.time_ns), target)
+                if not has_video:
+                    self.torn += 1
+            if self._stack is not None:
+                np.copyto(dst, self._stack)
+                if not has_video:
+                    dst[...] = 0
+            elif not has_video:
+                dst[...] = 0
+        it.modalities = ("audio",) * has_audio + ("video",) * has_video
+        it.degraded = any(m not in it.modalities for m in self._model_mods)
+        if self.mask_input is not None:
+            mask = feeds[self.mask_input][row]
+            for j, m in enumerate(self._mask_order):
+                mask[j] = 1.0 if m in it.modalities else 0.0
+
+    def _audio_into(self, dst: np.ndarray, w: Window, *, complete: bool) -> None:
+        kernel = self.slot.audio_kernel
+        assert kernel is not None and self.audio_buf is not None  # set together
+        epoch = self.stream.ingest.audio_epoch
+        if epoch != self._epoch:  # a gap was written: cached mel frames may not span it
+            self._epoch = epoch
+            if self._smel is not None:
+                self._smel.invalidate()
+        smel = self._smel
+        if smel is not None and complete and w.end_index % smel.kernel.params.hop_length == 0:
+            smel.window(self.audio_buf, w.end_index, dst)
+        else:
+            if smel is not None:
+                smel.invalidate()  # zeros where samples were missing: do not cache them
+            kernel(self.audio_buf, dst)
+
+    def _sync_audio(self, it: Item, w: Window, mel: np.ndarray) -> None:
+        """Frame energies (dB) of the window's mel columns, timed in video time."""
+        assert self.sync is not None  # caller checks
+        a = self._audio_params
+        np.mean(mel, axis=0, out=self._energy)
+        self._energy *= a.std
+        self._energy += a.mean
+        # the last column is centred n_fft/2 before the window end; the window's exact end
+        # is the frame time (the configured offset is already applied by the aligner)
+        st = self.stream
+        t_frame = st.ingest.stream_time_s(it.time_ns)
+        t_last = t_frame + (w.end_index - a.n_fft / 2 - w.exact_end_index) / a.sample_rate
+        self.sync.push_audio(t_last, self._energy)
+        for rec in self.sync.poll():
+            if isinstance(rec, dict):  # the monitor's older dict records
+                data = {k: v for k, v in rec.items() if k not in ("type", "kind", "source",
+                        "message")}  # fmt: skip
+                rec = WarningRecord(source=st.name, kind=rec["kind"], message=rec["message"],
+                                    data=data, stream=st.name, model=self.slot.name,
+                                    stream_time=round(t_frame, 3))  # fmt: skip
+            self._records.append(rec)
+
+    # ------------------------------------------------------------------ done
+    def release(self, it: Item) -> None:
+        """The item is done (processed or dropped): its frame and audio may be overwritten."""
+        if it.seq >= 0 and self.mode != "audio":
+            self._held.discard(it.seq)
+        if not self.paced and it.window is not None:
+            step = self.stepper.step if self.stepper is not None else 0
+            floor = it.window.start_index + step
+            if floor > self.audio_floor:
+                self.audio_floor = floor
+        self.stream.released()
+
+    def drain_records(self) -> list[Record]:
+        """Records this lane made since the last call (sync warnings)."""
+        out, self._records = self._records, []
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """This lane's part of its stream's summary."""
+        d: dict[str, Any] = {"model": self.slot.name, "mode": self.mode, "frames": self.frames}
+        if self._smel is not None:
+            d["mel_frames_computed"] = self._smel.computed_frames
+            d["mel_frames_reused"] = self._smel.reused_frames
+        if self.sync is not None:
+            d["av_sync"] = self.sync.summary()
+        return d
+
+    def drops(self) -> dict[str, int]:
+        """Losses counted by the lane, by reason."""
+        d = {"frame_overwritten": self.torn, "video_late": self.late_frames}
+        if self.stepper is not None:
+            d["audio_windows_skipped"] = self.stepper.skipped
+        if self.gated:
+            d["gated"] = self.gated
+        return d
+
+
+def _can_stream(kernel: Any) -> bool:
+    """Whether the log-mel kernel can compute only new hops (its variant allows it)."""
+    check = getattr(type(kernel), "can_stream", None)
+    return bool(check(kernel.params)) if check is not None else True
+
+
+__all__ = ["Item", "Lane"]
