@@ -11,7 +11,7 @@ through the whole pipeline with ONNX Runtime on CPU. For every processed frame:
                       (the audio window [t - 1 s, t] is not complete before; a
                       property of the source, not of the engine)
     overhead          end-to-end - inference - algorithmic wait: ingest, alignment,
-                      scheduling, pre-processing, the loop's polling
+                      scheduling, pre-processing, waking the loop
 
 Target (streaming-runtime issue): overhead p99 < 2 ms (median over the runs). Writes
 benchmarks/results/engine_overhead.json (machine, versions, settings, per-frame

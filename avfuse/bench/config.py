@@ -17,6 +17,9 @@ SCENARIOS = ("single-stream", "multi-stream", "offline", "end-to-end", "all")
 LEVELS = ("model", "e2e", "both")
 PRECISIONS = ("fp32", "fp16", "int8")
 OPT_LEVELS = ("disable", "basic", "extended", "all")
+#: queries LoadGen's early-stopping rule needs before it can bound the percentile it
+#: reports, whatever the latencies (p90 single-stream, p99 multi-stream)
+EARLY_STOPPING_MIN_QUERIES = {"single-stream": 64, "multi-stream": 662}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +78,12 @@ class BenchConfig:
         fps: frame rate of each live stream (multi-stream, end-to-end).
         min_duration_ms: LoadGen minimum run length per measurement (0: LoadGen's own rule,
             e.g. 600 s for SingleStream).
-        min_query_count: LoadGen minimum query count per measurement (0: LoadGen's own).
+        min_query_count: LoadGen minimum query count of a single-stream or offline
+            measurement (0: LoadGen's own, in every scenario).
+        multi_stream_min_query_count: the least minimum of a multi-stream measurement
+            (it gets the larger of this and `min_query_count`). The default is LoadGen's
+            early-stopping minimum for the p99 it reports, 662 queries: with fewer, every
+            multi-stream run is INVALID whatever its latencies. 0: no floor of its own.
         warmup_queries: untimed queries run (and reported) before each measurement.
         repeats: repeats per measurement; their spread is the noise --compare uses.
         e2e_seconds: length of each end-to-end / streaming measurement.
@@ -103,6 +111,7 @@ class BenchConfig:
     fps: float = 30.0
     min_duration_ms: int = 1000
     min_query_count: int = 100
+    multi_stream_min_query_count: int = EARLY_STOPPING_MIN_QUERIES["multi-stream"]
     warmup_queries: int = 20
     repeats: int = 3
     e2e_seconds: float = 10.0
@@ -133,8 +142,10 @@ class BenchConfig:
             raise UsageError("--batch-sizes needs sizes >= 1, e.g. --batch-sizes 1,8,32")
         if not self.streams or min(self.streams) < 1 or list(self.streams) != sorted(self.streams):
             raise UsageError("--streams needs ascending counts >= 1, e.g. --streams 1,2,4,8")
-        if self.repeats < 1 or self.min_query_count < 0 or self.min_duration_ms < 0:
-            raise UsageError("--repeats must be >= 1, --min-queries and --min-duration-ms >= 0")
+        if self.repeats < 1 or self.min_duration_ms < 0:
+            raise UsageError("--repeats must be >= 1 and --min-duration-ms >= 0")
+        if self.min_query_count < 0 or self.multi_stream_min_query_count < 0:
+            raise UsageError("--min-queries must be >= 0 (0: LoadGen's own minimum)")
         if self.data not in ("test", "synthetic"):
             raise UsageError(f"unknown data {self.data!r}; use test or synthetic")
         if self.fps <= 0 or self.latency_bound_ms <= 0 or self.e2e_seconds <= 0:
@@ -145,6 +156,16 @@ class BenchConfig:
         if self.scenario == "all":
             return ("single-stream", "multi-stream", "offline", "end-to-end")
         return (self.scenario,)
+
+    def min_queries(self, scenario: str) -> int:
+        """LoadGen's minimum query count for a model-level scenario (0: LoadGen's own).
+
+        `min_query_count` = 0 asks for LoadGen's own rules in every scenario; otherwise
+        multi-stream never goes below `multi_stream_min_query_count`.
+        """
+        if scenario == "multi-stream" and self.min_query_count:
+            return max(self.min_query_count, self.multi_stream_min_query_count)
+        return self.min_query_count
 
     def variants(self) -> list[Variant]:
         """Backends side by side: torch eager, ORT CPU sweeps, GPU backends (deduplicated)."""

@@ -273,11 +273,6 @@ def stream_search(
 
 def run_e2e(config: BenchConfig, manifest: Manifest, say: Callable[[str], None]) -> dict[str, Any]:
     """The end-to-end scenario of a run (single stream; multi-stream search when asked)."""
-    try:
-        import avfuse.engine.pipeline  # noqa: F401
-        import avfuse.engine.sources.synthetic  # noqa: F401
-    except ImportError as e:
-        return {"status": "skipped", "reason": f"the streaming pipeline is unavailable: {e}"}
     from avfuse.backends import create_backend
     from avfuse.bench import loadgen
     from avfuse.bench.data import synthetic_data
@@ -301,9 +296,11 @@ def run_e2e(config: BenchConfig, manifest: Manifest, say: Callable[[str], None])
             data,
             scenario="single-stream",
             min_duration_ms=config.min_duration_ms,
-            min_query_count=config.min_query_count,
+            min_query_count=config.min_queries("single-stream"),
             seed=config.seed,
-            expected_ms=warm["mean_ms"],
+            expected_ms=loadgen.latency_hint_ms(
+                warm, scenario="single-stream", min_duration_ms=config.min_duration_ms
+            ),
         )
         out["model_only_ms"] = ref["latency_ms"]
         single = run_streams(

@@ -29,6 +29,16 @@ from avfuse.errors import BackendUnavailable
 
 _SCENARIOS = {"single-stream": "SingleStream", "multi-stream": "MultiStream", "offline": "Offline"}
 
+#: LoadGen's own minimum duration of the latency scenarios (min_duration_ms = 0)
+LOADGEN_MIN_DURATION_MS = 600_000
+#: the latency scenarios' hint is the fastest warm-up query divided by this
+HINT_BELOW_FASTEST = 4.0
+#: queries queued for one latency run beyond which the hint gives up its margin below the
+#: fastest warm-up query (LoadGen held ~140 MB for 200 000 single-stream queries)
+MAX_QUEUED = 200_000
+#: an offline run's expected throughput is the fastest warm-up query's, times this
+OFFLINE_MARGIN = 1.2
+
 
 def _lg() -> Any:
     try:
@@ -85,8 +95,31 @@ def warmup(backend: Backend, data: BenchData, *, batch: int, queries: int) -> di
         "total_ms": float(sum(times)),
         "first_ms": times[0],
         "last_ms": times[-1],
+        "min_ms": float(min(times)),
         "mean_ms": float(np.mean(times)),
     }
+
+
+def latency_hint_ms(warm: dict[str, Any], *, scenario: str, min_duration_ms: int) -> float:
+    """The expected query latency to tell LoadGen, from a warm-up.
+
+    LoadGen queues min_duration / expected latency queries (at least the minimum count)
+    and cannot queue more once the run has started. Too high a hint leaves too few to
+    last the minimum duration (INVALID), and the warm-up mean is too high: it holds the
+    slow first query. Single- and multi-stream stop issuing once both minimums are met,
+    so a hint well below the fastest warm-up query costs only queue memory: the margin
+    shrinks where it would queue more than `MAX_QUEUED` queries (LoadGen's own 600 s
+    minimum, a fast model), but the hint never exceeds the fastest warm-up query (so a
+    model faster than 3 ms a query, under the 600 s rule, queues more). An
+    offline run is one query that cannot stop early: its sample count follows the hint,
+    so it gets the fastest warm-up query with a small margin (`OFFLINE_MARGIN`) and
+    lasts about the minimum duration.
+    """
+    fastest = max(float(warm.get("min_ms", warm["mean_ms"])), 1e-6)
+    if scenario == "offline":
+        return fastest / OFFLINE_MARGIN
+    duration = min_duration_ms or LOADGEN_MIN_DURATION_MS
+    return max(fastest / HINT_BELOW_FASTEST, min(fastest, duration / MAX_QUEUED))
 
 
 class _SUT:
@@ -144,7 +177,8 @@ def run_scenario(
         scenario: "single-stream", "multi-stream" or "offline".
         batch: offline batch size (single-stream: 1; multi-stream: `streams`).
         streams: samples per multi-stream query.
-        expected_ms: warm-up latency of one query at this batch, LoadGen's target hint.
+        expected_ms: the expected latency of one query at this batch, LoadGen's hint for
+            how many queries to queue (see `latency_hint_ms`).
     """
     lg = _lg()
     if scenario == "multi-stream":

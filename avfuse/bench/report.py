@@ -8,13 +8,15 @@ Schema (``format: "avfuse-bench"``, ``version: 1``), top level:
     model      name, path, sha256, fusion, inputs
     data       where inputs came from (AV-digits test split or synthetic + why)
     results    one entry per (variant, scenario, batch/streams): status ok/skipped/failed
-               (+ reason), warmup, latency_ms {count, mean, p50, p90, p99, max},
+               (+ reason), warmup, loadgen_settings (the expected latency, minimum
+               query count and duration LoadGen was given), latency_ms {count, mean,
+               p50, p90, p99, max},
                throughput_per_s, repeats (per-repeat figures + LoadGen's summary),
                spread (median/min/max/rel_spread over repeats), cdf, accuracy,
                speedup_vs_torch
     multi_stream  per variant: largest stream count under the bound (model level)
     offline       per variant: best batch size and its throughput
-    end_to_end    the streaming-pipeline scenario, or {status: skipped, reason}
+    end_to_end    the streaming-pipeline scenario, or null when the run did not ask for it
 """
 
 from __future__ import annotations

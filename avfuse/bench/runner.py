@@ -44,6 +44,7 @@ def _measure(
     """Warm-up, then `cfg.repeats` LoadGen runs; pooled percentiles plus the repeat spread."""
     size = streams if scenario == "multi-stream" else batch
     warm = loadgen.warmup(be, data, batch=size, queries=cfg.warmup_queries)
+    hint = loadgen.latency_hint_ms(warm, scenario=scenario, min_duration_ms=cfg.min_duration_ms)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(cfg.repeats):
@@ -55,9 +56,9 @@ def _measure(
                     batch=batch,
                     streams=streams,
                     min_duration_ms=cfg.min_duration_ms,
-                    min_query_count=cfg.min_query_count,
+                    min_query_count=cfg.min_queries(scenario),
                     seed=cfg.seed + r,
-                    expected_ms=warm["mean_ms"],
+                    expected_ms=hint,
                     workdir=Path(tmp),
                 )
             )
@@ -76,6 +77,11 @@ def _measure(
         )
     entry: dict[str, Any] = {
         "warmup": warm,
+        "loadgen_settings": {
+            "expected_latency_ms": hint,
+            "min_query_count": cfg.min_queries(scenario),
+            "min_duration_ms": cfg.min_duration_ms,
+        },
         "latency_ms": latency_summary(pooled),
         "throughput_per_s": float(np.median([x["throughput_per_s"] for x in reps])),
         "repeats": reps,

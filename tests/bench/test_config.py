@@ -69,3 +69,30 @@ def test_contradictory_settings_are_refused(kwargs: dict) -> None:
 def test_unknown_data_choice_is_refused() -> None:
     with pytest.raises(UsageError, match="data"):
         BenchConfig(data="imagenet")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "single", "multi"),
+    [
+        # the defaults: 100 queries, and multi-stream at LoadGen's early-stopping minimum for
+        # its p99 (662): below that every multi-stream run is INVALID by construction
+        ({}, 100, 662),
+        ({"min_query_count": 20}, 20, 662),  # a quick run does not lower multi-stream's floor
+        ({"min_query_count": 2000}, 2000, 2000),  # a longer one raises it
+        ({"min_query_count": 0}, 0, 0),  # LoadGen's own rules, in every scenario
+        ({"min_query_count": 20, "multi_stream_min_query_count": 0}, 20, 20),
+    ],
+)
+def test_multi_stream_minimum_query_count_meets_early_stopping(
+    kwargs: dict, single: int, multi: int
+) -> None:
+    cfg = BenchConfig(**kwargs)
+    assert cfg.min_queries("single-stream") == single
+    assert cfg.min_queries("offline") == single
+    assert cfg.min_queries("multi-stream") == multi
+
+
+def test_negative_minimum_query_counts_are_refused() -> None:
+    for kwargs in ({"min_query_count": -1}, {"multi_stream_min_query_count": -1}):
+        with pytest.raises(UsageError, match="min-queries"):
+            BenchConfig(**kwargs)

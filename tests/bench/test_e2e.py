@@ -82,3 +82,22 @@ def test_media_file_streams_through_the_pipeline(tiny_model: Path, tmp_path: Pat
     assert r["frames"] > 20  # two streams of the same file
     assert "per_frame" not in r  # the algorithmic wait is unknown for a file's audio framing
     assert "inference" in r["stages_ms"]
+
+
+@pytest.mark.timeout(60)
+def test_run_e2e_fails_when_a_project_module_does_not_import(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a broken project module is a failure of the run, never an end-to-end "skipped"
+    import sys
+
+    from avfuse.bench.config import BenchConfig
+    from avfuse.bench.e2e import run_e2e
+
+    pytest.importorskip("mlperf_loadgen")
+    monkeypatch.setitem(sys.modules, "avfuse.engine.sources.synthetic", None)
+    cfg = BenchConfig(
+        scenario="end-to-end", threads=(1,), min_duration_ms=1, warmup_queries=2, e2e_seconds=0.5
+    )
+    with pytest.raises(ImportError, match="avfuse.engine.sources.synthetic"):
+        run_e2e(cfg, load_manifest(tiny_model), lambda s: None)

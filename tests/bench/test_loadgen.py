@@ -8,7 +8,7 @@ import pytest
 
 from avfuse.backends import create_backend
 from avfuse.bench.data import synthetic_data
-from avfuse.bench.loadgen import parse_summary, run_scenario, warmup
+from avfuse.bench.loadgen import latency_hint_ms, parse_summary, run_scenario, warmup
 from avfuse.manifest import load_manifest
 
 pytest.importorskip(
@@ -126,3 +126,19 @@ def test_parse_summary_reads_validity_and_percentiles() -> None:
     assert s["result"] == "INVALID" and s["min_duration_satisfied"] is False
     assert s["latency_ms"] == {"p50": 1.5, "p99.9": 3.0, "max": 4.0}
     assert s["samples_per_second"] == 123.5
+
+
+@pytest.mark.parametrize("scenario", ["single-stream", "multi-stream", "offline"])
+def test_latency_hint_is_below_the_fastest_warmup_query_not_the_mean(scenario: str) -> None:
+    # one 300 ms first query among 0.05 ms ones: the mean (30 ms) would queue 600x too few
+    warm = {"queries": 10, "first_ms": 300.0, "min_ms": 0.05, "mean_ms": 30.045}
+    assert latency_hint_ms(warm, scenario=scenario, min_duration_ms=1000) < 0.05
+
+
+def test_latency_hint_trades_margin_for_memory_but_stays_at_most_the_fastest_query() -> None:
+    # LoadGen's own 600 s minimum: a quarter of a 4 ms query would queue 600 000 queries
+    warm = {"queries": 10, "first_ms": 9.0, "min_ms": 4.0, "mean_ms": 4.5}
+    assert 1.0 < latency_hint_ms(warm, scenario="multi-stream", min_duration_ms=0) <= 4.0
+    # a 1 us query needs 600 million queries whatever the hint: it stays at that latency
+    fast = {"queries": 10, "first_ms": 0.001, "min_ms": 0.001, "mean_ms": 0.001}
+    assert latency_hint_ms(fast, scenario="single-stream", min_duration_ms=0) <= 0.001

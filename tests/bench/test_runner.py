@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from avfuse.bench import BenchConfig, compare, format_comparison, run_bench, validate
+from avfuse.bench.e2e import TimedBackend
 from avfuse.bench.report import load_result, summary_table, write_result
 from avfuse.errors import UsageError
 
@@ -268,3 +270,44 @@ def test_end_to_end_block_has_the_stage_breakdown_and_the_search(record: dict) -
     # the tiny model at 30 fps stays far under a 1000 ms bound
     assert e2e["max_streams"] >= 1, e2e["search"]
     assert "End-to-end" in summary_table(record)
+
+
+class _SlowFirstQuery(TimedBackend):
+    """The real ONNX Runtime backend, whose first call is 300 ms slower (a cold start)."""
+
+    def infer(self, feeds, *, streams=None):  # noqa: ANN001, ANN201 - Backend.infer's
+        if self.calls == 0:
+            time.sleep(0.3)
+        return super().infer(feeds, streams=streams)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("scenario", "size"),
+    [("single-stream", {}), ("multi-stream", {"streams": 2}), ("offline", {"batch": 4})],
+)
+def test_a_slow_first_warmup_query_does_not_end_the_run_before_its_minimum_duration(
+    tiny_model: Path, tmp_path: Path, scenario: str, size: dict
+) -> None:
+    # the warm-up mean (~30 ms over 10 queries, one of them 300 ms) told LoadGen to queue
+    # 300 ms / 30 ms = 10 queries (raised to the 100 minimum): done in a few ms -> INVALID
+    from avfuse.backends import create_backend
+    from avfuse.bench.data import synthetic_data
+    from avfuse.bench.runner import _measure
+    from avfuse.manifest import load_manifest
+
+    cfg = tiny_config(
+        tiny_model, tmp_path, min_duration_ms=300, min_query_count=100, warmup_queries=10
+    )
+    m = load_manifest(tiny_model)
+    with create_backend("ort", threads=1).load(m) as inner:
+        be = _SlowFirstQuery(inner)
+        e = _measure(
+            be, synthetic_data(m, n=8, seed=0, reason="test"), cfg, scenario=scenario, **size
+        )
+    assert e["warmup"]["first_ms"] >= 300
+    assert len(e["repeats"]) == 2
+    for rep in e["repeats"]:
+        lg = rep["loadgen"]
+        assert lg["min_duration_satisfied"] is True, lg
+        assert lg["result"] == "VALID", lg
