@@ -125,7 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_args.int_range(0, MAX_MIN_QUERIES),
         default=100,
         help=f"LoadGen minimum query count per measurement, 0..{MAX_MIN_QUERIES} "
-        "(default 100; 0: LoadGen's own)",
+        "(default 100; multi-stream at least 662, LoadGen's early-stopping minimum; "
+        "0: LoadGen's own)",
     )
     p.add_argument(
         "--loadgen-rules",
