@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 from avfuse.assets import default_model_path
 from avfuse.backends import Backend, create_backend
 from avfuse.engine.control import StopToken
+from avfuse.engine.model_slot import ModelOptions
 from avfuse.engine.pipeline import Pipeline, PipelineConfig
 from avfuse.engine.records import Event, Record, Summary
 from avfuse.engine.sinks import MemorySink, Sink, make_sink
@@ -65,17 +66,64 @@ class RunResult:
     truth: list[dict[str, Any]] = field(default_factory=list)
 
 
+ModelSpec = str | Path
+
+
 def load_backend(
-    model: str | Path | None = None,
+    model: ModelSpec | None = None,
     *,
     backend: str = "ort",
     device: str = "cpu",
     threads: int = 0,
+    name: str | None = None,
     **extra: Any,
 ) -> Backend:
-    """Load a model (default: the bundled one) into a backend, ready to infer."""
-    manifest: Manifest = load_manifest(model or default_model_path())
+    """Load a model (default: the bundled one) into a backend, ready to infer.
+
+    `model` may be "NAME=PATH" (or `name` given) to run it under another name.
+    """
+    text = str(model) if model is not None else None
+    if text is not None and "=" in text and name is None:
+        head, _, tail = text.partition("=")
+        if head and "/" not in head and not Path(text).exists():
+            name, text = head, tail
+    manifest: Manifest = load_manifest(text or default_model_path())
+    if name:
+        manifest = replace(manifest, name=name)
     return create_backend(backend, device=device, threads=threads, extra=extra).load(manifest)
+
+
+def _model_list(model: ModelSpec | Sequence[ModelSpec] | None) -> list[ModelSpec | None]:
+    if model is None or isinstance(model, (str, Path)):
+        return [model]
+    models = list(model)
+    return models or [None]
+
+
+def model_options(
+    options: Mapping[str | None, Mapping[str, Any] | ModelOptions] | None, names: Sequence[str]
+) -> dict[str, ModelOptions]:
+    """Per-model options by name; the key None means the only model (an error with several).
+
+    Raises:
+        UsageError: options name no model of the run, or a bare option with several models.
+    """
+    out: dict[str, ModelOptions] = {}
+    for key, value in (options or {}).items():
+        if key is None:
+            if len(names) > 1:
+                raise UsageError(
+                    f"{len(names)} models run ({', '.join(names)}): name the one an option is "
+                    "for, e.g. --threshold NAME=0.6"
+                )
+            key = names[0]
+        if key not in names:
+            raise UsageError(f"no model named {key!r} in this run (models: {', '.join(names)})")
+        fields = value if isinstance(value, ModelOptions) else ModelOptions(**dict(value))
+        if key in out:
+            fields = replace(out[key], **{k: v for k, v in vars(fields).items() if v})
+        out[key] = fields
+    return out
 
 
 def _source(spec: SourceSpec, *, sample_rate: int, realtime: bool, **kw: Any) -> Source:
@@ -159,17 +207,25 @@ def run(
     sources: Sequence[StreamSpec] = (),
     audio: SourceSpec | None = None,
     video: SourceSpec | None = None,
-    model: str | Path | None = None,
-    backend: str | Backend = "ort",
+    model: ModelSpec | Sequence[ModelSpec] | None = None,
+    backend: str | Backend | Sequence[Backend] = "ort",
     device: str = "cpu",
     threads: int = 0,
     sinks: Sequence[str | Sink] = ("console",),
     config: PipelineConfig | None = None,
     duration_s: float | None = None,
     stop: StopToken | None = None,
+    options: Mapping[str | None, Mapping[str, Any] | ModelOptions] | None = None,
 ) -> RunResult:
     """Run the pipeline on the given sources until they end, `duration_s` of wall time
     passes, or `stop` is requested.
+
+    Args:
+        model: a model path ("NAME=PATH" renames it), or several: each runs on every
+            stream that has a modality it takes (default: the bundled model).
+        backend: the backend name, or loaded backend(s) to use as they are.
+        options: per-model overrides by model name (`ModelOptions` fields; the key None
+            for the only model), e.g. {"vad": {"on_threshold": 0.6}}.
 
     Returns the events, every record, the summary and the latency table. Ctrl-C ends the
     run cleanly (sinks flushed) and re-raises KeyboardInterrupt.
@@ -185,19 +241,34 @@ def run(
         raise UsageError(f"duration must be a positive number of seconds, got {duration_s}")
     sink_objs = [make_sink(s) if isinstance(s, str) else s for s in sinks]
     memory = MemorySink()
-    be = (
-        backend
-        if isinstance(backend, Backend)
-        else load_backend(model, backend=backend, device=device, threads=threads)
+    given = isinstance(backend, Backend) or (
+        not isinstance(backend, str) and all(isinstance(b, Backend) for b in backend)
     )
+    loaded: list[Backend] = []
     try:
-        rate = be.manifest.audio.sample_rate if be.manifest and be.manifest.audio else 16000
+        if given:
+            bes = [backend] if isinstance(backend, Backend) else list(backend)  # type: ignore[list-item]
+        else:
+            for spec in _model_list(model):
+                loaded.append(
+                    load_backend(spec, backend=str(backend), device=device, threads=threads)
+                )
+            bes = loaded
+        names = [b.manifest.name for b in bes if b.manifest is not None]
+        opts = model_options(options, names)
+        rates = {b.manifest.audio.sample_rate for b in bes if b.manifest and b.manifest.audio}
+        rate = next(iter(rates)) if len(rates) == 1 else 16000
         streams = build_streams(
             sources=sources, audio=audio, video=video, sample_rate=rate, realtime=cfg.realtime
         )
         token = stop or StopToken()
         pipe = Pipeline(  # opens and checks every source
-            streams=streams, backend=be, sinks=[*sink_objs, memory], config=cfg, stop=token
+            streams=streams,
+            backends=bes,
+            sinks=[*sink_objs, memory],
+            config=cfg,
+            stop=token,
+            options=opts,
         )
         _refuse_overwriting_sources(sink_objs, _source_paths(streams))
         timer = None
@@ -220,7 +291,7 @@ def run(
         _raise_lost_output(pipe, result)
         return result
     finally:
-        if not isinstance(backend, Backend):
+        for be in loaded:
             be.close()
 
 
@@ -245,7 +316,7 @@ def demo(
     seed: int = 0,
     digits: str = "0123456789",
     realtime: bool = True,
-    model: str | Path | None = None,
+    model: ModelSpec | Sequence[ModelSpec] | None = None,
     backend: str = "ort",
     device: str = "cpu",
     threads: int = 0,
@@ -266,7 +337,10 @@ def demo(
     from avfuse.engine.sources.synthetic import SceneScript, SyntheticSource
 
     cfg = replace(config or PipelineConfig(), realtime=realtime, av_offset_ms=av_offset_ms)
-    be = load_backend(model, backend=backend, device=device, threads=threads)
+    specs = _model_list(model)
+    if len(specs) > 1:
+        raise UsageError("the demo runs one model; give one --model (or use avfuse run)")
+    be = load_backend(specs[0], backend=backend, device=device, threads=threads)
     try:
         rate = be.manifest.audio.sample_rate if be.manifest and be.manifest.audio else 16000
         src = SyntheticSource(

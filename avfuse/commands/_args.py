@@ -91,6 +91,19 @@ def finite_float(
     return parse
 
 
+def per_model(parse: Callable[[str], Any]) -> Callable[[str], tuple[str | None, Any]]:
+    """A `type=` for `[MODEL=]VALUE`: (model name or None, the value parsed by `parse`)."""
+
+    def parse_named(text: str) -> tuple[str | None, Any]:
+        name, sep, value = text.rpartition("=")
+        if sep and name.strip():
+            return name.strip(), parse(value)
+        return None, parse(text)
+
+    parse_named.__name__ = getattr(parse, "__name__", "value")
+    return parse_named
+
+
 def _int_or_none(text: str) -> int | None:
     """The integer `text` writes in ASCII decimal digits (surrounding blanks allowed)."""
     t = text.strip()

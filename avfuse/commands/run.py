@@ -23,8 +23,63 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument(
         "--model",
+        action="append",
         default=None,
-        help="model.onnx, its manifest.json or folder (default: the bundled model)",
+        metavar="[NAME=]PATH",
+        help="model.onnx, its manifest.json or folder (default: the bundled model); repeat to "
+        "run several models on every stream that has what they take; NAME= renames one "
+        "(records carry the name; flags below take it)",
+    )
+    g.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        type=_args.per_model(_args.finite_float(0.0, 1.0)),
+        metavar="[NAME=]P",
+        help="score that opens a decision, 0..1 (default: the manifest's); with several "
+        "models name one: --threshold vad=0.6",
+    )
+    g.add_argument(
+        "--off-threshold",
+        action="append",
+        default=[],
+        type=_args.per_model(_args.finite_float(0.0, 1.0)),
+        metavar="[NAME=]P",
+        help="score below which an open decision closes, 0..1 (default: the manifest's)",
+    )
+    g.add_argument(
+        "--min-duration-ms",
+        action="append",
+        default=[],
+        type=_args.per_model(_args.finite_float(0.0, 600_000.0, unit="ms")),
+        metavar="[NAME=]MS",
+        help="shorter decisions are not reported (default: the manifest's)",
+    )
+    g.add_argument(
+        "--every-frames",
+        action="append",
+        default=[],
+        type=_args.per_model(_args.int_range(1, 10_000)),
+        metavar="[NAME=]N",
+        help="run a video model on every N-th frame (default: the manifest's cadence)",
+    )
+    g.add_argument(
+        "--every-ms",
+        action="append",
+        default=[],
+        type=_args.per_model(_args.finite_float(0.0, 60_000.0, unit="ms", lo_open=True)),
+        metavar="[NAME=]MS",
+        help="run an audio-driven model every MS of audio (default: the manifest's cadence)",
+    )
+    g.add_argument(
+        "--values",
+        action="append",
+        nargs="?",
+        const="",
+        default=[],
+        metavar="NAME",
+        help="also write every output of every decision as `value` records (all models, or "
+        "the one named): for checking a model against its own package, or debugging",
     )
     g.add_argument(
         "--backend",
@@ -191,6 +246,24 @@ def preflight(args: argparse.Namespace) -> None:
     check_outputs(args)
 
 
+def model_options(args: argparse.Namespace) -> dict[str | None, dict[str, object]]:
+    """Per-model overrides from the flags: {model name or None (the only model): fields}."""
+    out: dict[str | None, dict[str, object]] = {}
+    flags = (
+        ("threshold", "on_threshold", 1.0),
+        ("off_threshold", "off_threshold", 1.0),
+        ("min_duration_ms", "min_duration_ms", 1.0),
+        ("every_frames", "every_frames", 1),
+        ("every_ms", "every_ms", 1.0),
+    )
+    for flag, field, _ in flags:
+        for name, value in getattr(args, flag, []) or []:
+            out.setdefault(name, {})[field] = value
+    for name in getattr(args, "values", []) or []:
+        out.setdefault(name or None, {})["report_outputs"] = True
+    return out
+
+
 def _stream_args(args: argparse.Namespace) -> tuple[list[str], str | None, str | None]:
     audio, video = args.audio, args.video
     if args.camera is not None:
@@ -242,6 +315,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         duration_s=args.duration,
         stop=getattr(args, "stop_token", None),
+        options=model_options(args),
     )
     if args.truth:
         from avfuse.engine.scoring import score_events

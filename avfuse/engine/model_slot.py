@@ -43,6 +43,8 @@ class ModelOptions:
     Attributes:
         on_threshold / off_threshold / min_duration_ms: override the manifest's decision.
         embeddings: also report `embedding` outputs as value records.
+        report_outputs: report every output but state (the driving one too) as value
+            records, every decision (for checking a model against its own package).
         every_frames / every_ms: override the manifest's cadence.
     """
 
@@ -50,6 +52,7 @@ class ModelOptions:
     off_threshold: float | None = None
     min_duration_ms: float | None = None
     embeddings: bool = False
+    report_outputs: bool = False
     every_frames: int | None = None
     every_ms: float | None = None
 
@@ -88,10 +91,14 @@ def decision_config(
 class OutputReader:
     """Turns a batch's raw outputs into the driving scores and the value records."""
 
-    def __init__(self, m: Manifest, *, embeddings: bool) -> None:
+    def __init__(self, m: Manifest, *, embeddings: bool, everything: bool = False) -> None:
         self.driver: TensorSpec | None = next((o for o in m.outputs if o.drives), None)
         self.values = [
-            o for o in m.outputs if o.kind == "values" or (o.kind == "embedding" and embeddings)
+            o
+            for o in m.outputs
+            if o.kind == "values"
+            or (o.kind == "embedding" and embeddings)
+            or (everything and o.kind != "state")
         ]
         d = self.driver
         self.kind = "logits"
@@ -182,7 +189,9 @@ class ModelSlot:
         self.views = {
             b: {k: v[:b] for k, v in self.feeds.items()} for b in range(1, self.batch + 1)
         }
-        self.reader = OutputReader(m, embeddings=options.embeddings)
+        self.reader = OutputReader(
+            m, embeddings=options.embeddings, everything=options.report_outputs
+        )
         self.decision = decision_config(m, options, config.postprocess)
         self.lanes: list[Lane] = []
         self.scheduler: Scheduler | None = None
