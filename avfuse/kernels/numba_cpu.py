@@ -39,6 +39,15 @@ class LogMel(LogMelKernel):
 
     name = "numba"
 
+    @classmethod
+    def unsupported(cls, params: AudioParams) -> str | None:
+        """Also needs a power-of-two n_fft (its FFT is radix-2/4)."""
+        reason = super().unsupported(params)
+        n = params.n_fft
+        if reason is None and (n < 8 or n & (n - 1)):
+            reason = f"n_fft={n} (it needs a power of two >= 8)"
+        return reason
+
     def __init__(self, params: AudioParams) -> None:
         super().__init__(params)
         try:

@@ -12,6 +12,12 @@ contiguous column slice and the hot path is: transform the new hops into the rin
 mirror them, copy one slice into `out`. The numba kernel runs that whole step as one
 compiled call (`stream_window`, nothing allocated); any other kernel goes through
 `LogMelKernel.frames_at`.
+
+Only features whose frames do not depend on the rest of the window stream this way:
+no centring (the padded edge frames change as the window moves), no reference to the
+window's maximum (db_ref="max", top_db) and the (n_mels, frames) layout of the ring.
+`StreamingLogMel.supports(params)` says whether a kernel's parameters qualify; for the
+others the runtime recomputes each window with the kernel.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 
 from avfuse.errors import UsageError
 from avfuse.kernels import LogMelKernel
+from avfuse.kernels.reference import AudioParams
 
 __all__ = ["StreamingLogMel"]
 
@@ -40,8 +47,32 @@ class StreamingLogMel:
         >>> stream.window(last_second, end_index=sample_index, out=out)
     """
 
+    @staticmethod
+    def unsupported(params: AudioParams) -> str | None:
+        """The first setting that makes frames depend on their window, or None."""
+        if params.center:
+            return "center=True"
+        if params.layout != "mels_frames":
+            return f"layout={params.layout!r}"
+        if params.db_ref != "one":
+            return f"db_ref={params.db_ref!r}"
+        if params.top_db is not None:
+            return f"top_db={params.top_db!r}"
+        return None
+
+    @classmethod
+    def supports(cls, params: AudioParams) -> bool:
+        """Whether frames of `params` can be cached and reused between windows."""
+        return cls.unsupported(params) is None
+
     def __init__(self, kernel: LogMelKernel, *, history_frames: int | None = None) -> None:
         p = kernel.params
+        reason = self.unsupported(p)
+        if reason is not None:
+            raise UsageError(
+                f"this log-mel cannot stream ({reason}: a frame depends on its whole window); "
+                "compute each window with the kernel instead"
+            )
         self.kernel = kernel
         self.params = p
         self.frames = p.frames

@@ -24,7 +24,14 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from avfuse.errors import AvfuseError
-from avfuse.kernels import ImageKernel, LogMelKernel, image_kernel, log_mel_kernel
+from avfuse.kernels import (
+    AudioParams,
+    ImageKernel,
+    LogMelKernel,
+    VideoParams,
+    image_kernel,
+    log_mel_kernel,
+)
 from avfuse.kernels.streaming import StreamingLogMel
 
 __all__ = ["FrameSpec", "all_formats", "main", "warm_kernels"]
@@ -59,10 +66,16 @@ def warm_kernels(
     - `mel(audio, out)`: audio float32 (window_samples,), out float32 C-contiguous
       (n_mels, frames); the pipeline's path for windows with missing samples.
     - `StreamingLogMel(mel).window(samples, end_index, out)` with the same arrays, both
-      for a whole window and for a few new hops (when `streaming_mel`).
+      for a whole window and for a few new hops (when `streaming_mel` and the kernel's
+      parameters can stream at all: `StreamingLogMel.supports`).
     - `image(frame, pixel_format, out)` for each `frames` entry: frame uint8 of that
-      shape (C-contiguous, as a frame ring slot is), out float32 C-contiguous (C, H, W).
-      Without `frames` the kernel's own `warmup()` runs (a 240x320 bgr24 frame).
+      shape (C-contiguous, as a frame ring slot is), out C-contiguous of the kernel's
+      `out_shape` and `out_dtype`. Without `frames` the kernel's own `warmup()` runs (a
+      240x320 bgr24 frame). For the OpenCV kernel this allocates the buffers of each
+      frame size, so that the run's frames allocate nothing.
+
+    Any kernel is accepted: the reference and OpenCV ones have nothing to compile, so
+    warming them only runs each path once.
     - with `batch` > 0, also `mel(audio (batch, window_samples))` and
       `image.batch(frames (batch, *shape), pixel_format)`: the batched paths used for
       offline features (benchmarks); the pipeline does not call them. The numba log-mel
@@ -85,7 +98,7 @@ def warm_kernels(
         mel.warmup()
         n = mel.params.window_samples
         mel(np.zeros(n, np.float32), np.empty(mel.out_shape(n), np.float32))
-        if streaming_mel:
+        if streaming_mel and StreamingLogMel.supports(mel.params):
             StreamingLogMel(mel).warmup()
         if batch > 0:
             mel(np.zeros((batch, n), np.float32), np.empty(mel.out_shape(n, batch), np.float32))
@@ -95,12 +108,21 @@ def warm_kernels(
     if not specs:
         image.warmup()
         specs = [((240, 320, 3), "bgr24")] if batch > 0 else []
-    out = np.empty(image.out_shape, np.float32)
+    out = np.empty(image.out_shape, image.out_dtype)
     for shape, fmt in specs:
         image(np.zeros(shape, np.uint8), fmt, out)
         if batch > 0:
-            outs = np.empty((batch, *image.out_shape), np.float32)
+            outs = np.empty((batch, *image.out_shape), image.out_dtype)
             image.batch(np.zeros((batch, *shape), np.uint8), fmt, outs)
+
+
+def _numba_does(params: object, kind: str) -> bool:
+    """Whether the numba kernel of `kind` ("LogMel", "Image") implements `params`."""
+    if not isinstance(params, AudioParams if kind == "LogMel" else VideoParams):
+        return False  # absent, or a raw waveform input
+    from avfuse.kernels import numba_cpu
+
+    return getattr(numba_cpu, kind).supports(params)
 
 
 def all_formats(height: int = 240, width: int = 320) -> list[FrameSpec]:
@@ -128,9 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         m = load_manifest(args.model or default_model_path())
-        warm_kernels(
-            mel=log_mel_kernel(m.audio, "numba") if m.audio else None,
-            image=image_kernel(m.video, "numba") if m.video else None,
+        audio, video = m.audio, m.video
+        warm_kernels(  # only numba has anything to compile
+            mel=log_mel_kernel(audio, "numba") if _numba_does(audio, "LogMel") else None,
+            image=image_kernel(video, "numba") if _numba_does(video, "Image") else None,
             frames=all_formats(),
             batch=args.batch,
         )
