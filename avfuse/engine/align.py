@@ -174,7 +174,7 @@ class AudioStepper:
         self.window_samples = params.window_samples
         self.hop = hop
         self.ring = ring
-        if isinstance(params, WaveformParams):
+        if isinstance(params, WaveformParams) and params.pad_start:
             self.next_end = params.chunk
         else:
             self.next_end = -(-self.window_samples // hop) * hop

@@ -39,6 +39,9 @@ class WaveformParams:
         context: samples of history before the chunk (the model sees context + chunk).
         scale: "float" (samples in [-1, 1]) or "int16" (x 32768).
         normalize: "none", "peak" or "rms", over the whole window.
+        pad_start: the first call comes after the first chunk, its context before the
+            stream's start reading as zeros (as silero-vad's package does); False: the
+            first call waits for a whole window (as DNSMOS does).
     """
 
     sample_rate: int
@@ -46,6 +49,7 @@ class WaveformParams:
     context: int = 0
     scale: str = "float"
     normalize: str = "none"
+    pad_start: bool = True
 
     @property
     def window_samples(self) -> int:
