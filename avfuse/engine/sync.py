@@ -341,8 +341,9 @@ class SyncMonitor:
             fd = self._frame_dt
             if fd != fd:  # first interval
                 self._frame_dt = dt
-            elif dt < 3 * fd:
-                self._frame_dt = fd + 0.05 * (dt - fd)
+            else:  # the nominal interval: a dropped frame moves it little, a new rate slowly
+                rate = 0.05 if dt < 1.5 * fd else 0.002
+                self._frame_dt = fd + rate * (min(dt, 4 * fd) - fd)
             if activity > cfg.video_rise:
                 if (
                     self._video_quiet
