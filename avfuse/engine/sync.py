@@ -1,59 +1,47 @@
 """A/V sync monitor: measures the residual audio delay from content, and warns only when sure.
 
-Clocks cannot see a device latency nobody configured: the samples are stamped
-correctly, they simply belong to earlier video. Content can, when it has time-locked
-cues: a visual change and a sound that start together (a clapperboard, a card shown
-while its digit is spoken). Much content has none: a speaker starts talking 150-400 ms
-after the picture changes, and no fixed lag relates the two. The monitor must tell the
-two apart, or it gives advice (``--av-offset-ms 526``) that breaks a synchronised file.
+Clocks cannot see a device latency nobody configured; content can, when it has
+time-locked cues: a visual change and a sound that start together (a clapperboard, a
+card shown while its digit is spoken). Much content has none: a speaker starts 150-400 ms
+after the picture changes, and no fixed lag relates the two. Pairing each visual onset
+with the next sound and taking a median (the earlier design) reported whatever lag such
+speech had, and advised an offset (``--av-offset-ms 526``) that breaks a synchronised file.
 
-Onsets. A visual onset is a frame whose mean absolute difference from the previous
-one (in fractions of full brightness) rises past `video_rise`; an audio onset is a mel
-column whose energy rises `audio_rise_db` over a running noise floor, timed at the
-column where the rise began (a soft onset crosses the threshold a column or two late).
-Both use hysteresis (the signal must fall back before it can fire again; the sound to
-within a quarter of the rise, so a tone that ends in a click is one onset) and a
-refractory time. A visual onset seen after a gap in the frames is not timed and skipped.
+Onsets. Visual: the mean absolute difference of consecutive frames (fraction of full
+brightness) rises past `video_rise`; not after a gap in the frames (not timed). Audio: a
+mel column's energy rises `audio_rise_db` over a running floor, timed at the column where
+the rise began. Both have hysteresis (the sound must fall to within a quarter of the rise,
+so a tone that ends in a click is one onset) and a refractory time.
 
-Estimate. One pair is located to about w = max(match_ms, (frame interval + mel hop) / 2).
-Over a lag grid (`lag_min_ms`..`lag_max_ms`) the monitor counts how many of the last
-`window_onsets` judged visual onsets have an audio onset within +-w of that lag, and
-accepts the best lag L only when all of these hold:
+Estimate. A pair is timed to about w = max(match_ms, (frame interval + mel hop) / 2).
+Over lags `lag_min_ms`..`lag_max_ms` the monitor counts how many of the last
+`window_onsets` judged visual onsets have an audio onset within +-w, and accepts the best
+lag L only when (1) at least `min_pairs` match, and `min_fraction` of the visual onsets
+with any sound in the lag range (a card taken away has none); (2) that many matches are
+unlikely without a time lock (<= `chance_alpha`) under the likelier of: audio onsets as
+dense as they are but independent of the picture (binomial, over the lag cells), and the
+pairs within +-`flank_ms` of L spread evenly there (scan statistic, Naus 1982) - speech
+at a random 150-400 ms packs pairs near those lags without a sharp peak and fails this;
+(3) no lag further than 2w away has more than `ambiguity` times the matches (a periodic
+cue). The price is evidence: about nine time-locked cards of ten on the demo scene, seven
+flashes of a clean clapperboard.
 
-1. at least `min_pairs` onsets match, and at least `min_fraction` of the visual onsets
-   that have any audio onset in the lag range (a card taken away has no sound);
-2. so many matches are unlikely without a time lock (probability <= `chance_alpha`),
-   under whichever is likelier of (a) audio onsets as dense as they are, independent
-   of the picture (a binomial tail over the independent lag cells) and (b) the pairs
-   within +-`flank_ms` of L spread evenly there (a scan statistic, Naus 1982). Speech
-   that starts a random 150-400 ms after each visual change packs pairs around those
-   lags without a sharp peak and fails (b);
-3. no lag further than 2w from L has more than `ambiguity` times as many matches
-   (a periodic cue says nothing about which period is meant).
+The estimate is the median matched lag (the summary keeps the last accepted one). Its
+95 % interval is the median's standard error (1.96 * 1.2533 * 1.4826 * MAD / sqrt(n)) and
+a hop either side, plus a frame interval above: a cue between frames is seen up to a
+frame late. The median is not shifted by half a frame: a cue that starts with its frame
+(a rendered clapperboard) is seen on time.
 
-Pairing each visual onset with the first audio onset after it and taking the median of
-the lags (the earlier design) accepted whatever lag such speech happened to have. The
-price of (2) is evidence: on the ten-card demo scene it takes about nine time-locked
-cards of ten; a clean clapperboard seven flashes.
+Verdict. "misaligned" (one `av_sync` warning, again only if the estimate moves by more
+than the tolerance) when |estimate| > `tolerance_ms` and the interval lies wholly
+outside +-`tolerance_ms`; "ok" for any other accepted estimate; "no usable sync cues"
+when `min_pairs` visual onsets had sounds in their lag range and no lag passed; "not
+enough cues yet" before.
 
-The estimate is the median of the matched lags; the summary keeps the last accepted one.
-Its 95 % interval is the median's standard error (1.96 * 1.2533 * 1.4826 * MAD / sqrt(n))
-plus a hop on both sides, plus one frame interval above: a cue between two frames is
-seen up to one frame late, so the true lag can be that much longer than measured. The
-median is not shifted by half a frame, since a cue that starts with its frame (a
-rendered clapperboard) is seen on time. There is no estimate outside the lag range.
-
-Verdict. "misaligned" (and one `av_sync` warning, repeated only if the estimate moves
-by more than the tolerance) when |estimate| > `tolerance_ms` and the interval lies
-wholly outside +-`tolerance_ms`; "ok" when an accepted estimate does not show that;
-"no usable sync cues" when at least `min_pairs` visual onsets had sounds in their lag
-range and no lag was accepted; "not enough cues yet" before that.
-
-Cost. `push_video` and `push_audio` allocate nothing: state lives in preallocated
-arrays, each new mel column is a few float operations and columns already seen are
-skipped by arithmetic. `poll` is O(1) unless a visual onset has become judgeable (the
-audio up to the end of its lag range has arrived), at most four times a second; then
-it estimates over at most `window_onsets` visual onsets (about 0.2 ms).
+Cost. `push_video` / `push_audio` allocate nothing (preallocated arrays; seen columns are
+skipped by arithmetic). `poll` is O(1) unless a visual onset became judgeable (audio to
+the end of its lag range arrived), at most four times a second; then an estimate over at
+most `window_onsets` onsets costs about 0.2 ms.
 """
 
 from __future__ import annotations
@@ -151,8 +139,8 @@ class LagEstimate:
         ci_ms: 95 % interval of `lag_ms`.
         pairs: onsets matched at the best lag.
         candidates: visual onsets with an audio onset anywhere in the lag range.
-        p_chance: probability (Bonferroni-corrected) of so many matches by chance.
-        second: matches at the best lag further than 2w from the first.
+        p_chance: probability of so many matches without a time lock (the likelier null).
+        second: matches at the best lag further than 2w from this one.
     """
 
     accepted: bool
@@ -360,9 +348,11 @@ class SyncMonitor:
         self._t_prev = t
 
     def push_audio(self, t_end: float, energy_db: np.ndarray) -> None:
-        """Energy (dB) of consecutive log-mel columns; the last column is at `t_end` (s),
-        in video time (the configured offset already applied). Columns already seen are
-        skipped, so overlapping windows can be pushed as they are."""
+        """Energy (dB) of consecutive log-mel columns, the last one at `t_end` (s).
+
+        Times are video time (the configured offset already applied). Columns already
+        seen are skipped, so overlapping windows can be pushed as they are.
+        """
         cfg = self.config
         n = energy_db.shape[0]
         new = (t_end - self._audio_t - 1e-9) / self.hop_s
@@ -410,7 +400,8 @@ class SyncMonitor:
     def poll(self) -> list[WarningRecord]:
         """Estimate again if a visual onset became judgeable; a warning when misaligned.
 
-        O(1) when nothing new can be judged since the last call.
+        O(1) when nothing new can be judged since the last call (call it after each
+        `push_audio`: only new audio makes a visual onset judgeable).
         """
         nj = self._nj
         if nj >= self._nv:  # no visual onset waits to be judged
@@ -419,6 +410,7 @@ class SyncMonitor:
         w = self.match_s
         horizon = cfg.lag_max_ms / 1e3 + 3 * w + cfg.flank_ms / 1e3
         vs = self._video.size
+        nj = max(nj, self._nv - vs)  # onsets overwritten while no audio came are lost
         while nj < self._nv and self._video[nj % vs] + horizon <= self._audio_t:
             nj += 1
         self._nj = nj
@@ -499,7 +491,7 @@ class SyncMonitor:
 
     @property
     def status(self) -> str:
-        """ "ok", "misaligned", "no usable sync cues" or "not enough cues yet"."""
+        """The verdict: "ok", "misaligned", "no usable sync cues" or "not enough cues yet"."""
         if self._accepted is not None:
             return "misaligned" if self._misaligned(self._accepted) else "ok"
         if self.last is not None and self.last.candidates >= self.config.min_pairs:
