@@ -138,6 +138,17 @@ def test_speech_starting_at_random_after_the_picture_gives_no_advice(seed: int) 
     assert s["residual_offset_ms"] is None and s["ci_ms"] is None
 
 
+@pytest.mark.parametrize("seed", [8, 99])
+def test_a_chance_cluster_among_ten_cards_is_no_advice(seed: int) -> None:
+    """Ten cards, speech 150-400 ms after each, six or seven of the delays by chance within
+    one pair's resolution: enough for the share of matches, not for the chance test."""
+    cards = _cards(10, seed)
+    mon, records = _drive(_speech_delays(len(cards), seed), cards=cards)
+    assert records == []
+    assert mon.summary()["status"] == "no usable sync cues"
+    assert mon.last is not None and mon.last.pairs >= 0.6 * mon.last.candidates
+
+
 def test_periodic_cues_are_ambiguous() -> None:
     """Flashes and beeps every 0.4 s fit lags 0 and 400 ms equally: no estimate (the first
     sound in a window after each flash made it -400 or +400)."""
