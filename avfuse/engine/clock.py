@@ -20,7 +20,12 @@ The fit, per update (O(1) amortised, fixed memory):
       rejection widens the gate by 2 %, so a lasting rise in jitter is followed;
     * a clock jump is a step that persists: `jump_count` rejected points in a row
       that agree with each other. The fit restarts from them and `jumps` counts it;
-      nothing is reordered or hidden.
+      nothing is reordered or hidden;
+    * arrival-stamped sources (a network stream: host time is when a packet came in,
+      never before it was sent, often late in a burst) use the lower envelope: the
+      fitted offset is moved down to a low quantile (`envelope`) of the residuals, so
+      the fit follows the earliest arrivals (the least delayed) instead of the mean
+      delay, which for audio sent in bursts is half a burst late.
 
 Threads. The capture thread that owns a source is the only writer of its
 ClockModel; the pipeline thread reads it. A reader never sees a half-made fit: each
@@ -90,6 +95,8 @@ class ClockModel:
         jump_count: consecutive agreeing rejections that make a clock jump.
         prior_ppm: scale of the drift prior; the prior dominates while the window
             spans less time than the noise lets the drift be measured over.
+        envelope: for arrival-stamped sources, the residual quantile (e.g. 0.02) the
+            published offset is moved to (None: the least-squares fit itself).
     """
 
     def __init__(
@@ -100,9 +107,15 @@ class ClockModel:
         min_gate_ms: float = 5.0,
         jump_count: int = 8,
         prior_ppm: float = 500.0,
+        envelope: float | None = None,
     ) -> None:
         if window < 4 or jump_count < 2 or gate <= 0:
             raise ValueError("need window >= 4, jump_count >= 2 and gate > 0")
+        if envelope is not None and not 0 <= envelope < 0.5:
+            raise ValueError("envelope must be a quantile in [0, 0.5)")
+        self._envelope = envelope
+        self._shift = 0.0  # envelope offset below the least-squares fit, ns
+        self._res = np.zeros(window, np.float64)
         self._n_max = window
         self._gate = gate
         self._min_gate = min_gate_ms * 1e6
@@ -132,15 +145,22 @@ class ClockModel:
         self._abs_dev = 0.0  # running mean |residual| of accepted points
         self._n_cand = 0
         self._cleaned = False
+        self._shift = 0.0 if not hasattr(self, "_shift") or device_s is None else self._shift
         if device_s is None:
             self.fit = None
 
     def _publish(self) -> None:
         assert self._x0 is not None and self._h0 is not None  # set by the first update
+        if self._envelope is not None and self._n >= 32 and self.updates % 8 == 0:
+            n = self._n
+            np.subtract(self._z[:n], self._a, out=self._res[:n])
+            self._res[:n] -= self._c * self._x[:n]
+            k = int(self._envelope * (n - 1))
+            self._shift = float(np.partition(self._res[:n], k)[k])
         self.fit = ClockFit(
             x0=self._x0,
             h0=self._h0,
-            a=self._a,
+            a=self._a + self._shift,
             c=self._c,
             residual_ns=self._abs_dev,
             points=self._n,

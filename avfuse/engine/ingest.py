@@ -66,6 +66,7 @@ class IngestConfig:
         gap_tolerance_ms: device-time discontinuity below this is jitter, not a gap.
         host_gap_s: without device time, a host-time step above this is a gap.
         clock_window: points per clock fit.
+        arrival_stamped: host times are packet arrivals (network): fit the lower envelope.
         backpressure: wait for the consumer instead of overwriting (non-live sources).
         max_block_s: longest a back-pressured write waits before overwriting anyway.
         realtime: pace a non-live source to its own timestamps (wall clock).
@@ -76,6 +77,7 @@ class IngestConfig:
     gap_tolerance_ms: float = 5.0
     host_gap_s: float = 0.25
     clock_window: int = 2048
+    arrival_stamped: bool = False
     backpressure: bool = False
     max_block_s: float = 1.0
     realtime: bool = False
@@ -127,14 +129,14 @@ class Ingest:
         if audio is not None:
             self.audio_ring = SampleRing(capacity=int(cfg.audio_ring_s * audio.sample_rate))
             self.audio_clock = SampleClock(
-                sample_rate=audio.sample_rate, model=ClockModel(window=cfg.clock_window)
+                sample_rate=audio.sample_rate, model=self._clock_model(cfg)
             )
         self.frame_ring: FrameRing | None = None
         self.video_clock: ClockModel | None = None
         self._convert: _FrameConverter | None = None
         if video is not None:
             self.frame_ring = FrameRing(slots=cfg.video_slots, shape=frame_shape(video))
-            self.video_clock = ClockModel(window=cfg.clock_window)
+            self.video_clock = self._clock_model(cfg)
             self._convert = _FrameConverter(video)
         #: raw host ns of the first timestamp of either modality (pacing starts here)
         self.origin_ns: int | None = None
@@ -182,6 +184,10 @@ class Ingest:
         self._resync = False
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _clock_model(cfg: IngestConfig) -> ClockModel:
+        return ClockModel(window=cfg.clock_window, envelope=0.02 if cfg.arrival_stamped else None)
+
     @property
     def closed(self) -> bool:
         """True once the stream is shut down (back-pressured writes stop waiting)."""

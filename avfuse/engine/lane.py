@@ -22,7 +22,7 @@ import numpy as np
 
 from avfuse.engine.align import Aligner, AudioStepper, Window
 from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
-from avfuse.engine.records import Record, WarningRecord
+from avfuse.engine.records import Record
 from avfuse.engine.sync import SyncConfig, SyncMonitor
 from avfuse.kernels.reference import AudioParams
 
@@ -146,6 +146,7 @@ class Lane:
                 config=SyncConfig(tolerance_ms=config.sync_tolerance_ms),
                 source=stream.name,
                 video_scale=float(np.mean(m.video.std)),
+                model=slot.name,
             )
             self._energy = np.zeros(a.frames, np.float32)
             self._audio_params = a
@@ -455,14 +456,7 @@ class Lane:
         t_frame = st.ingest.stream_time_s(it.time_ns)
         t_last = t_frame + (w.end_index - a.n_fft / 2 - w.exact_end_index) / a.sample_rate
         self.sync.push_audio(t_last, self._energy)
-        for rec in self.sync.poll():
-            if isinstance(rec, dict):  # the monitor's older dict records
-                data = {k: v for k, v in rec.items() if k not in ("type", "kind", "source",
-                        "message")}  # fmt: skip
-                rec = WarningRecord(source=st.name, kind=rec["kind"], message=rec["message"],
-                                    data=data, stream=st.name, model=self.slot.name,
-                                    stream_time=round(t_frame, 3))  # fmt: skip
-            self._records.append(rec)
+        self._records.extend(self.sync.poll())
 
     # ------------------------------------------------------------------ done
     def release(self, it: Item) -> None:

@@ -80,6 +80,7 @@ def build_stream(
             video_slots=slots,
             backpressure=not paced,
             realtime=config.realtime,
+            arrival_stamped=any(inf.arrival_stamped for inf in infos),
         ),
         bell=bell,
     )

@@ -74,7 +74,7 @@ def _run(source: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from avfuse.engine.pipeline import PipelineConfig
 
     res = run(sources=[source], config=PipelineConfig(), sinks=[])
-    sync = res.summary["streams"][0]["av_sync"]
+    sync = res.summary.streams[0]["av_sync"]
     warnings = [_figures(r) for r in res.records if _kind(r) == "av_sync"]
     print(sync, warnings)
     return sync, warnings

@@ -258,7 +258,7 @@ def test_pipeline_flags_only_an_unconfigured_delay(tmp_path, delay_ms, configure
         config=PipelineConfig(av_offset_ms=configured_ms, kernel_impl="reference"),
     )
     warnings = [_figures(r) for r in res.records if _kind(r) == "av_sync"]
-    sync = res.summary["streams"][0]["av_sync"]
+    sync = res.summary.streams[0]["av_sync"]
     print(f"scene delay {delay_ms} ms, configured {configured_ms} ms: {sync}")
     assert abs(sync["residual_offset_ms"] - (delay_ms - configured_ms)) <= 30
     if delay_ms == configured_ms:

@@ -65,6 +65,8 @@ class SourceInfo:
     audio: AudioFormat | None
     video: VideoFormat | None
     live: bool  # paced by a device (True) or readable as fast as wanted (False)
+    #: host times are arrival times of packets (a network stream): never early, often late
+    arrival_stamped: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

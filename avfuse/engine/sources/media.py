@@ -205,7 +205,10 @@ class MediaSource(Source):
             vstream.thread_type = "AUTO"
         audio_fmt = AudioFormat(sample_rate=cfg.sample_rate) if astream is not None else None
         self._container, self._astream, self._vstream = container, astream, vstream
-        return SourceInfo(name=self.name, audio=audio_fmt, video=video_fmt, live=self.live)
+        return SourceInfo(
+            name=self.name, audio=audio_fmt, video=video_fmt, live=self.live,
+            arrival_stamped=self.live,
+        )  # fmt: skip
 
     def start(self, sink: FrameSink) -> None:
         """Start reading on the source's thread (which then owns the container)."""
