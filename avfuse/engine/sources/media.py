@@ -44,7 +44,14 @@ from avfuse.engine.sources.base import (
     SourceStatus,
     VideoFormat,
 )
-from avfuse.engine.sources.media_errors import check_file, open_error, read_error
+from avfuse.engine.sources.media_errors import (
+    check_file,
+    check_streams,
+    file_read_error,
+    open_error,
+    read_error,
+    truncated_warning,
+)
 from avfuse.engine.sources.media_timing import HeldVideo, PtsChecker, SampleClock, pace_until
 from avfuse.errors import SourceError, StreamFormatError, UsageError
 from avfuse.redact import redact
@@ -183,24 +190,14 @@ class MediaSource(Source):
         container = self._open_container()
         astream = container.streams.audio[0] if container.streams.audio and cfg.audio else None
         vstream = container.streams.video[0] if container.streams.video and cfg.video else None
-        if astream is None and vstream is None:
-            has = [s.type for s in container.streams]
+        try:
+            check_streams(container, astream, vstream, cfg, self.shown)
+        except SourceError:
             container.close()
-            wanted = [m for m, on in (("audio", cfg.audio), ("video", cfg.video)) if on]
-            raise StreamFormatError(
-                f"'{self.shown}' has no {' or '.join(wanted)} stream (it has: "
-                f"{', '.join(has) or 'nothing'}): give a file or URL with "
-                f"{' or '.join(wanted)}"
-            )
+            raise
         video_fmt = None
         if vstream is not None:
             ctx = vstream.codec_context
-            if not ctx.width or not ctx.height:
-                container.close()
-                raise StreamFormatError(
-                    f"'{self.shown}': the video size is unknown after probing: raise "
-                    "options probesize/analyzeduration or send keyframes more often"
-                )
             rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
             video_fmt = VideoFormat(width=ctx.width, height=ctx.height, fps=float(rate or 30.0))
             vstream.thread_type = "AUTO"
@@ -379,16 +376,14 @@ class _Reader:
         except (av.error.FFmpegError, OSError) as e:
             if src.live:
                 return read_error(e, src.config)
-            raise SourceError(
-                f"'{src.shown}' cannot be read past {self.end_s:.2f} s "
-                f"({getattr(e, 'strerror', None) or type(e).__name__}): the file is damaged "
-                "or cut; check it with `ffprobe` or copy it again"
-            ) from None
+            raise file_read_error(e, src.shown, self.end_s) from None
         if self.resampler is not None:
             self._deliver_audio(self.resampler.resample(None))
         if src.live:
             return "the sender ended the stream"
-        self._check_complete(streams)
+        short = truncated_warning(streams, self.origin_s or 0.0, self.end_s, src.shown)
+        if short:
+            self._warn(None, short)
         return "eos"
 
     def _before_packet(self, packet: av.Packet, held: HeldVideo) -> None:
@@ -409,21 +404,6 @@ class _Reader:
                 f"video resumed at {at:.3f} s without a keyframe after a pause, and its "
                 "keyframe is too far back to decode again: frames until the next keyframe "
                 "may be missing",
-            )
-
-    def _check_complete(self, streams: list[av.stream.Stream]) -> None:
-        """Warn when a file ends well before the duration its header announces (cut copy)."""
-        origin = self.origin_s or 0.0
-        ends = [
-            float((s.start_time + s.duration) * s.time_base) - origin
-            for s in streams
-            if s.duration and s.start_time is not None and s.time_base
-        ]
-        if ends and max(ends) - self.end_s > max(0.5, 0.05 * max(ends)):
-            self._warn(
-                None,
-                f"'{self.src.shown}' ended at {self.end_s:.2f} s but its header says "
-                f"{max(ends):.2f} s: the file is truncated; copy it again for the rest",
             )
 
     # ------------------------------------------------------------------ audio
