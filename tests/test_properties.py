@@ -358,12 +358,6 @@ _EDGE = 4096
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/sources/media.py (not in this change): a cut inside the video sample "
-    "description leaves codec_context None (AttributeError in _open); a cut inside the "
-    "codec setup raises av DecoderNotFoundError from packet.decode() while reading",
-)
 @settings(PROFILE, max_examples=200)
 @given(
     which=st.sampled_from(["faststart", "plain"]),

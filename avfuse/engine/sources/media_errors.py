@@ -6,7 +6,10 @@ on nor the fix. MediaSource turns them into `SourceError`/`StreamFormatError` me
 here: `check_file` says what a local path really is before FFmpeg opens it (a directory,
 a device, a FIFO, an empty or unreadable file), `open_error` classifies an error from
 `av.open` (timeouts, refused or reset connections, HTTP status, unresolvable hosts,
-unknown protocols, truncated MP4s), and `read_error` says why a live stream stopped.
+unknown protocols, truncated MP4s), `check_streams` rejects streams that opened but
+cannot be decoded (no stream wanted, no decoder, no video size), and `read_error` and
+`file_read_error` say why a live stream stopped or a file cannot be read on;
+`truncated_warning` notices a file that ends before its header says.
 Locations in messages are the redacted form the caller passes (`shown`), or host and
 port only, so URL credentials never appear.
 """
@@ -202,3 +205,68 @@ def read_error(e: Exception, cfg: MediaConfig) -> str:
     if isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
         return f"{_host(cfg.location)} closed the connection"
     return f"read failed ({getattr(e, 'strerror', None) or type(e).__name__})"
+
+
+def check_streams(
+    container: av.container.InputContainer,
+    audio: av.AudioStream | None,
+    video: av.VideoStream | None,
+    cfg: MediaConfig,
+    shown: str,
+) -> None:
+    """Raise StreamFormatError when the chosen streams cannot be delivered as asked.
+
+    A file cut inside its header can still open: FFmpeg then lists a stream whose
+    sample description or codec set-up is missing, so it has no decoder (PyAV gives it
+    no codec context) or no video size. Reading it would fail on the first packet, or
+    give frames of no known size; saying so at open names the stream and the fix.
+    """
+    if audio is None and video is None:
+        has = [s.type for s in container.streams]
+        wanted = " or ".join(m for m, on in (("audio", cfg.audio), ("video", cfg.video)) if on)
+        raise StreamFormatError(
+            f"'{shown}' has no {wanted} stream (it has: {', '.join(has) or 'nothing'}): give "
+            f"a file or URL with {wanted}"
+        )
+    pairs = (("audio", audio, "video", video), ("video", video, "audio", audio))
+    for kind, stream, other, rest in pairs:
+        if stream is not None and stream.codec_context is None:
+            alone = rest is not None and rest.codec_context is not None
+            raise StreamFormatError(
+                f"'{shown}': no decoder for its {kind} stream (truncated or unsupported codec "
+                "set-up): check the file plays with `ffprobe`"
+                + (f", or read its {other} alone ({kind}=False)" if alone else "")
+            )
+    ctx = video.codec_context if video is not None else None
+    if ctx is not None and (not ctx.width or not ctx.height):
+        raise StreamFormatError(
+            f"'{shown}': the video size is unknown after probing: raise options "
+            "probesize/analyzeduration or send keyframes more often"
+        )
+
+
+def file_read_error(e: Exception, shown: str, end_s: float) -> SourceError:
+    """The SourceError for a file that fails while being read, `end_s` s into it."""
+    why = getattr(e, "strerror", None) or type(e).__name__
+    return SourceError(
+        f"'{shown}' cannot be read past {end_s:.2f} s ({why}): the file is damaged or cut; "
+        "check it with `ffprobe` or copy it again"
+    )
+
+
+def truncated_warning(
+    streams: list[av.stream.Stream], origin_s: float, end_s: float, shown: str
+) -> str | None:
+    """A warning when a file ended (at `end_s` s from `origin_s`) well before the
+    duration its header announces: a cut copy, whose index survived the cut."""
+    ends = [
+        float((s.start_time + s.duration) * s.time_base) - origin_s
+        for s in streams
+        if s.duration and s.start_time is not None and s.time_base
+    ]
+    if not ends or max(ends) - end_s <= max(0.5, 0.05 * max(ends)):
+        return None
+    return (
+        f"'{shown}' ended at {end_s:.2f} s but its header says {max(ends):.2f} s: the file "
+        "is truncated; copy it again for the rest"
+    )

@@ -22,6 +22,7 @@ from tests.fixtures.ffmpeg import (
     closed_tcp_port,
     free_port,
     lavfi_args,
+    mp4_sample_description_offset,
     mpegts_udp_args,
     needs_ffmpeg,
     serve_http,
@@ -163,6 +164,33 @@ def test_cut_mp4_with_its_index_up_front_warns_that_it_ends_early(tmp_path: Path
     assert "header says 2.0" in short[0].message
     whole_sink = read_all(MediaSource(whole, sample_rate=SR))  # a complete file: no warning
     assert not [s for s in whole_sink.statuses if "truncated" in s.message]
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("faststart", [True, False], ids=["index-first", "index-last"])
+@pytest.mark.parametrize("kind", ["video", "audio"])
+def test_mp4_cut_in_a_sample_description_names_the_stream_without_a_decoder(
+    tmp_path: Path, faststart: bool, kind: str
+) -> None:
+    """A cut just past the start of a track's sample description (in the property test's
+    64x48 file: bytes 425-448 for video, 1088-1111 for audio) leaves the track listed
+    without its codec set-up, so PyAV has no decoder for it: video was an AttributeError
+    in open, audio a "Decoder not found" on its first packet while reading."""
+    whole = write_testsrc_file(tmp_path / "whole.mp4", seconds=1.0, faststart=faststart)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: mp4_sample_description_offset(whole, kind) + 4])
+    with pytest.raises(StreamFormatError) as e:
+        MediaSource(cut, sample_rate=SR).open()
+    msg = str(e.value)
+    assert msg.startswith(f"'{cut}': no decoder for its {kind} stream (truncated"), msg
+    assert "check the file plays with `ffprobe`" in msg and "\n" not in msg
+    if kind == "video":  # the audio track came after the cut: nothing else to read
+        assert "alone" not in msg
+    else:  # the video track is whole: the fix given works
+        assert msg.endswith("or read its video alone (audio=False)")
+        info = MediaSource(cut, sample_rate=SR, audio=False).open()
+        assert info.audio is None and info.video is not None and info.video.width == 320
 
 
 def test_unknown_protocol_names_the_scheme() -> None:
