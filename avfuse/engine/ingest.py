@@ -67,6 +67,9 @@ class IngestConfig:
         host_gap_s: without device time, a host-time step above this is a gap.
         clock_window: points per clock fit.
         arrival_stamped: host times are packet arrivals (network): fit the lower envelope.
+        shared_timeline: audio and video come from one container whose PTS relate them:
+            frames are timed through the audio's clock, so the A/V relation is the
+            container's (not the difference of two arrival patterns).
         backpressure: wait for the consumer instead of overwriting (non-live sources).
         max_block_s: longest a back-pressured write waits before overwriting anyway.
         realtime: pace a non-live source to its own timestamps (wall clock).
@@ -78,6 +81,7 @@ class IngestConfig:
     host_gap_s: float = 0.25
     clock_window: int = 2048
     arrival_stamped: bool = False
+    shared_timeline: bool = False
     backpressure: bool = False
     max_block_s: float = 1.0
     realtime: bool = False
@@ -393,6 +397,9 @@ class Ingest:
                 t = fit.to_host(device_time_s)
                 if self.video_epoch == 0:
                     self._origin_vfit = fit
+            shared = self._through_audio(device_time_s)
+            if shared is not None:
+                t = shared
         if self._last_video_ns is not None and t <= self._last_video_ns:
             self.counters["video_time_regressions"] += 1
         self._last_video_ns = t
@@ -406,6 +413,21 @@ class Ingest:
         self.counters["video_frames"] += 1
         self.capture_to_ring.record_ns(now_ns() - base)
         self.bell.ring()
+
+    def _through_audio(self, device_time_s: float) -> int | None:
+        """A frame's host time through the audio clock (one container's PTS timeline).
+
+        Called on the thread that also delivers the audio (one demuxer), so the audio's
+        last index and device time are this thread's own.
+        """
+        if not self.config.shared_timeline or self._dev_end is None:
+            return None
+        clock = self.audio_clock
+        fit = clock.fit if clock is not None else None
+        if clock is None or fit is None:
+            return None
+        idx = self._next_index - (self._dev_end - device_time_s) * clock.sample_rate
+        return clock.index_to_host(idx, fit)
 
     def _converted(self, frame: np.ndarray, t: int) -> np.ndarray | None:
         """The frame in the stream's format, or None (counted) when it cannot be converted."""

@@ -392,7 +392,9 @@ class Lane:
                 has_audio = res.coverage >= self._min_cov
                 if has_audio:
                     self._audio_into(dst, w, complete=res.missing == 0)
-                    if self.sync is not None:
+                    if self.sync is not None and res.missing == 0:
+                        # only whole windows: a window whose end has not arrived yet
+                        # (live audio comes in bursts) would show a fake rise later
                         self._sync_audio(it, w, dst)
                     tenth = self._rate // 10
                     it.level_dbfs = ing.audio_ring.level_dbfs(w.end_index - tenth, w.end_index)

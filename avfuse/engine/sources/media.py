@@ -171,6 +171,13 @@ class MediaSource(Source):
         options = dict(cfg.options)
         if self.live:
             options.setdefault("fflags", "nobuffer")
+        if cfg.location.startswith(("udp://", "rtp://")):
+            # a large socket buffer and FFmpeg's receive thread: packets that arrive
+            # while this process is busy are kept, not dropped by the kernel (a lost
+            # audio packet decodes as a glitch that looks like speech starting)
+            options.setdefault("buffer_size", str(4 << 20))
+            options.setdefault("fifo_size", str(50_000))
+            options.setdefault("overrun_nonfatal", "1")
         if "listen" in options.get("rtsp_flags", ""):  # we are the RTSP server: bound the wait
             options.setdefault("listen_timeout", str(max(1, math.ceil(cfg.open_timeout_s))))
         try:
