@@ -49,19 +49,28 @@ def make_tiny_model(folder: Path, *, seed: int = 0) -> Path:
     model.ir_version = 8
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(folder / "model.onnx"))
+    labels = tuple([str(i) for i in range(10)] + ["none"])
     m = Manifest(
         model_file="model.onnx",
         fusion="early",
-        labels=tuple([str(i) for i in range(10)] + ["none"]),
+        labels=labels,
         inputs=(
-            TensorSpec(name="audio", shape=("batch", 64, 97), modality="audio"),
-            TensorSpec(name="image", shape=("batch", 1, 48, 64), modality="video"),
-            TensorSpec(name="mask", shape=("batch", 2), modality="mask"),
+            TensorSpec(
+                name="audio", shape=("batch", 64, 97), modality="audio", audio=AudioParams()
+            ),
+            TensorSpec(
+                name="image",
+                shape=("batch", 1, 48, 64),
+                modality="video",
+                video=VideoParams(height=48, width=64, colour="gray"),
+            ),
+            TensorSpec(name="mask", shape=("batch", 2), modality="mask", order=("audio", "video")),
         ),
-        outputs=(TensorSpec(name="logits", shape=("batch", 11)),),
-        audio=AudioParams(),
-        video=VideoParams(height=48, width=64, colour="gray"),
-        mask_order=("audio", "video"),
+        outputs=(
+            TensorSpec(
+                name="logits", shape=("batch", 11), kind="logits", labels=labels, drives=True
+            ),
+        ),
         name="tiny",
         opset=17,
     )
