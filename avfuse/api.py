@@ -31,6 +31,7 @@ from typing import Any
 from avfuse.assets import default_model_path
 from avfuse.backends import Backend, create_backend
 from avfuse.engine.control import StopToken
+from avfuse.engine.fusion import FusionPlan, load_fusion
 from avfuse.engine.model_slot import ModelOptions
 from avfuse.engine.pipeline import Pipeline, PipelineConfig
 from avfuse.engine.records import Event, Record, Summary
@@ -216,6 +217,7 @@ def run(
     duration_s: float | None = None,
     stop: StopToken | None = None,
     options: Mapping[str | None, Mapping[str, Any] | ModelOptions] | None = None,
+    fusion: FusionPlan | str | Path | None = None,
 ) -> RunResult:
     """Run the pipeline on the given sources until they end, `duration_s` of wall time
     passes, or `stop` is requested.
@@ -226,6 +228,8 @@ def run(
         backend: the backend name, or loaded backend(s) to use as they are.
         options: per-model overrides by model name (`ModelOptions` fields; the key None
             for the only model), e.g. {"vad": {"on_threshold": 0.6}}.
+        fusion: late fusions and gates between the models (a `FusionPlan` or the path
+            of its JSON file; see avfuse.engine.fusion).
 
     Returns the events, every record, the summary and the latency table. Ctrl-C ends the
     run cleanly (sinks flushed) and re-raises KeyboardInterrupt.
@@ -239,6 +243,7 @@ def run(
     cfg = config or PipelineConfig()
     if duration_s is not None and not 0 < duration_s < float("inf"):
         raise UsageError(f"duration must be a positive number of seconds, got {duration_s}")
+    plan = load_fusion(fusion) if isinstance(fusion, (str, Path)) else fusion
     sink_objs = [make_sink(s) if isinstance(s, str) else s for s in sinks]
     memory = MemorySink()
     given = isinstance(backend, Backend) or (
@@ -269,6 +274,7 @@ def run(
             config=cfg,
             stop=token,
             options=opts,
+            fusion=plan,
         )
         _refuse_overwriting_sources(sink_objs, _source_paths(streams))
         timer = None
@@ -326,6 +332,7 @@ def demo(
     jitter_ms: float = 0.0,
     config: PipelineConfig | None = None,
     stop: StopToken | None = None,
+    options: Mapping[str | None, Mapping[str, Any] | ModelOptions] | None = None,
 ) -> RunResult:
     """The bundled model on the synthetic digit scene, scored against the scene's truth.
 
@@ -352,7 +359,7 @@ def demo(
             jitter_ms=jitter_ms,
         )
         truth = src.truth()
-        res = run(sources=[src], backend=be, sinks=sinks, config=cfg, stop=stop)
+        res = run(sources=[src], backend=be, sinks=sinks, config=cfg, stop=stop, options=options)
     finally:
         be.close()
     return replace(res, score=score_events(res.events, truth), truth=truth)

@@ -197,7 +197,7 @@ class Backend(ABC):
         return self.manifest
 
     def _check_feeds(self, m: Manifest, feeds: dict[str, np.ndarray]) -> int:
-        want = [s for s in m.inputs if s.modality not in ("state", "const")]
+        want = [s for s in m.inputs if s.modality not in ("state", "const")]  # fed per call
         missing = [s.name for s in want if s.name not in feeds]
         extra = [k for k in feeds if k not in {s.name for s in want}]
         if missing or extra:

@@ -14,6 +14,7 @@ from avfuse.commands.run import (
     print_outcome,
     sinks_from,
 )
+from avfuse.errors import UsageError
 
 #: documented ranges of the scene's disturbances
 MAX_DRIFT_PPM = 10000.0
@@ -81,7 +82,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the scene and print the outcome."""
     preflight(args)
     from avfuse.api import demo
+    from avfuse.commands.run import model_options
     from avfuse.engine.pipeline import PipelineConfig
+
+    if getattr(args, "fusion", None):
+        raise UsageError(
+            "the demo runs one model: --fusion needs `avfuse run` with --model A --model B"
+        )
 
     if not args.fast:
         print(
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         jitter_ms=args.jitter_ms,
         config=PipelineConfig(kernel_impl=args.kernels),
         stop=getattr(args, "stop_token", None),
+        options=model_options(args),
     )
     print_outcome(result, args)
     s = result.score or {}

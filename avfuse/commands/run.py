@@ -72,6 +72,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         help="run an audio-driven model every MS of audio (default: the manifest's cadence)",
     )
     g.add_argument(
+        "--fusion",
+        metavar="PLAN.json",
+        default=None,
+        help="late fusions and gates between the models (see README, 'Several models')",
+    )
+    g.add_argument(
         "--values",
         action="append",
         nargs="?",
@@ -316,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         stop=getattr(args, "stop_token", None),
         options=model_options(args),
+        fusion=getattr(args, "fusion", None),
     )
     if args.truth:
         from avfuse.engine.scoring import score_events

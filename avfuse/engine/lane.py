@@ -51,6 +51,7 @@ class Item:
         level_dbfs: audio level of the window's last 100 ms.
         reset: the stream's recurrent state starts afresh at this item (it follows a gap,
             a reconnect or a change between video- and audio-driven items).
+        hist: for a chained model, the source's output count this item reads up to.
     """
 
     lane: int
@@ -64,6 +65,7 @@ class Item:
     degraded: bool = False
     level_dbfs: float = -120.0
     reset: bool = False
+    hist: int = 0
 
 
 class Lane:
@@ -94,6 +96,15 @@ class Lane:
         d = slot.decision
         kind = slot.reader.kind
         labels = slot.reader.labels or m.labels
+        self.labels: tuple[str, ...] = tuple(labels)
+        #: the latest decision's probabilities per label (for fusions and gates)
+        self.latest = np.zeros(max(1, len(labels)), np.float64)
+        self.latest_ns: int | None = None
+        self.latest_modalities: tuple[str, ...] = ()
+        self.latest_degraded = False
+        #: a gate this lane runs behind, and the late fusions it drives
+        self.gate: Any = None
+        self.fusions: list[Any] = []
         if kind == "sigmoid":
             self.post: Any = MultiLabelPostProcessor(
                 labels=labels, config=d, stream=stream.name, model=slot.name
@@ -150,7 +161,11 @@ class Lane:
             )
             self._energy = np.zeros(a.frames, np.float32)
             self._audio_params = a
-        self.reads_audio = self.audio_buf is not None and mode != "video"
+        #: chained input name -> (ring, frames, init) (filled by the pipeline)
+        self.histories: dict[str, tuple[Any, int, float]] = {}
+        #: produced output name -> (ring, consumer lanes) (filled by the pipeline)
+        self.history_out: dict[str, tuple[Any, list[Lane]]] = {}
+        self.reads_audio = self.audio_buf is not None and mode not in ("video", "chain")
         self.takes_video = mode in ("fused", "video")
         self._every = max(1, slot.options.every_frames or m.cadence.every_frames or 1)
         self._offered = 0
@@ -206,6 +221,27 @@ class Lane:
         )
         self._last_item_ns = t
 
+    def on_history(self, src: Item, end: int, now: int) -> None:
+        """A chained lane: its source model made output `end` (an item at its cadence)."""
+        k = self._offered
+        self._offered += 1
+        if k % self._every:
+            return
+        it = Item(
+            lane=self.index,
+            seq=-1,
+            time_ns=src.time_ns,
+            base_ns=src.base_ns,
+            first_seen_ns=now,
+            ready_ns=now,
+            modalities=src.modalities,
+            degraded=src.degraded,
+            reset=src.reset,
+            hist=end,
+        )
+        self._last_item_ns = src.time_ns
+        self._push(it, now)
+
     def oldest_frame_held(self) -> int:
         """Frames below this sequence number are no longer needed by this lane."""
         return min(self._held) if self._held else self._next_seq
@@ -220,6 +256,8 @@ class Lane:
         sched = self.slot.scheduler
         assert sched is not None  # made before the run
         n = 0
+        if self.mode == "chain":
+            return 0  # items come from the source model's outputs (on_history)
         if self.mode == "audio":
             n = self._pull_audio(now)
         else:
@@ -235,6 +273,10 @@ class Lane:
         return n
 
     def _push(self, it: Item, now: int) -> None:
+        if self.gate is not None and not self.gate.open():
+            self.gated += 1  # the gating model says there is nothing for this one
+            self.release(it)
+            return
         ml = self._max_latency_ns
         deadline = it.base_ns + ml if self.paced and ml else None
         self.slot.scheduler.push(self.index, it, now_ns=now, deadline_ns=deadline)  # type: ignore[union-attr]
@@ -378,6 +420,10 @@ class Lane:
         """Pre-process an item into batch row `row` of the model's feeds and its mask row."""
         slot, st = self.slot, self.stream
         feeds = slot.feeds
+        if self.mode == "chain":
+            for name, (ring, _frames, init) in self.histories.items():
+                ring.read(it.hist, feeds[name][row], init=init)
+            return  # modalities and degradation are the source item's
         ing = st.ingest
         has_audio = has_video = False
         if self.audio_input is not None:
@@ -471,6 +517,15 @@ class Lane:
             if floor > self.audio_floor:
                 self.audio_floor = floor
         self.stream.released()
+
+    def note_output(self, scores: np.ndarray, it: Item) -> None:
+        """Remember this decision's probabilities (for the fusions and gates that read it)."""
+        from avfuse.engine.fusion import probabilities
+
+        probabilities(self.slot.reader.kind, scores, self.latest)
+        self.latest_ns = it.time_ns
+        self.latest_modalities = it.modalities
+        self.latest_degraded = it.degraded
 
     def drain_records(self) -> list[Record]:
         """Records this lane made since the last call (sync warnings)."""

@@ -199,7 +199,9 @@ class ModelSlot:
         self.batches = 0
 
     def _data_inputs(self) -> list[TensorSpec]:
-        return [s for s in self.manifest.inputs if s.modality in ("video", "audio", "mask")]
+        return [
+            s for s in self.manifest.inputs if s.modality in ("video", "audio", "mask", "history")
+        ]
 
     def _batch_size(self, want: int) -> int:
         fixed = {s.shape[0] for s in self._data_inputs() if s.shape and isinstance(s.shape[0], int)}

@@ -45,6 +45,8 @@ import numpy as np
 from avfuse.backends.base import Backend
 from avfuse.engine.clock import now_ns
 from avfuse.engine.control import Doorbell, StopToken
+from avfuse.engine.fusion import FusionPlan, Gate, LateFusion
+from avfuse.engine.history import HistoryRing
 from avfuse.engine.lane import Item, Lane
 from avfuse.engine.metrics import LatencyHistogram, Metrics
 from avfuse.engine.model_slot import ModelOptions, ModelSlot
@@ -205,6 +207,7 @@ class Pipeline:
         config: PipelineConfig | None = None,
         stop: StopToken | None = None,
         options: Mapping[str, ModelOptions] | None = None,
+        fusion: FusionPlan | None = None,
     ) -> None:
         self.config = cfg = config or PipelineConfig()
         bes = ([backend] if backend is not None else []) + list(backends)
@@ -245,6 +248,11 @@ class Pipeline:
         ]
         for st in self.streams:
             self._add_lanes(st)
+        self.fusion = fusion or FusionPlan()
+        self.fusion.check(names)
+        self._late: list[LateFusion] = []
+        for st in self.streams:
+            self._add_fusions(st)
         for slot in self.slots:
             slot.make_scheduler(lambda t, reason, slot=slot: self._on_drop(slot, t, reason))
         self._frame_sinks = [s for s in self.sinks if s.wants_frames]
@@ -270,6 +278,8 @@ class Pipeline:
         has_a, has_v = ing.audio_format is not None, ing.video_format is not None
         errors = []
         for slot in self.slots:
+            if slot.manifest.history_inputs:
+                continue  # chained models, once their sources have lanes
             try:
                 mode = resolve_mode(
                     self.config.mode if len(self.slots) == 1 else "auto",
@@ -285,8 +295,84 @@ class Pipeline:
             lane = Lane(stream=st, slot=slot, mode=mode, config=self.config)
             st.lanes.append(lane)
             slot.lanes.append(lane)
+        for slot in self.slots:
+            if slot.manifest.history_inputs:
+                self._add_chain_lane(st, slot)
         if not st.lanes:
             raise errors[0]
+
+    def _add_chain_lane(self, st: Stream, slot: ModelSlot) -> None:
+        by_model = {lane.slot.name: lane for lane in st.lanes}
+        sources = []
+        for spec in slot.manifest.inputs:
+            if spec.modality != "history":
+                continue
+            model, _, output = (spec.source or "").partition(":")
+            if model not in {s.name for s in self.slots}:
+                raise UsageError(
+                    f"model {slot.name!r} input {spec.name!r} reads {spec.source!r}, but no "
+                    f"model {model!r} runs (models: {', '.join(s.name for s in self.slots)}); "
+                    f"add it with --model {model}=PATH"
+                )
+            try:
+                self._slot(model).manifest.output(output)
+            except KeyError:
+                raise UsageError(
+                    f"model {slot.name!r} input {spec.name!r} reads {spec.source!r}, but model "
+                    f"{model!r} has no output {output!r} in its manifest"
+                ) from None
+            if model not in by_model:
+                return  # its source does not run on this stream
+            sources.append((spec, by_model[model], output))
+        lane = Lane(stream=st, slot=slot, mode="chain", config=self.config)
+        for spec, producer, output in sources:
+            shape = tuple(d for d in (spec.shape or ())[2:])
+            if not all(isinstance(d, int) for d in shape):
+                raise UsageError(
+                    f"model {slot.name!r} history input {spec.name!r} has dynamic dims "
+                    f"{list(spec.shape or ())}: give its shape in the manifest"
+                )
+            key = (producer.slot.name, output)
+            ring = st.histories.get(key)
+            if ring is None:
+                ring = HistoryRing(row_shape=shape, capacity=spec.frames + 256, name=spec.source)
+                st.histories[key] = ring
+                producer.history_out[output] = (ring, [])
+            elif ring.row_shape != shape:
+                raise UsageError(
+                    f"{spec.source} is read with rows of shape {list(shape)} and "
+                    f"{list(ring.row_shape)}: chained inputs must agree"
+                )
+            lane.histories[spec.name] = (ring, spec.frames, spec.init)
+            producer.history_out[output][1].append(lane)
+        st.lanes.append(lane)
+        slot.lanes.append(lane)
+
+    def _add_fusions(self, st: Stream) -> None:
+        by_model = {lane.slot.name: lane for lane in st.lanes}
+        for spec in self.fusion.late:
+            members = [by_model[m.model] for m in spec.members if m.model in by_model]
+            drive = spec.drive or spec.members[0].model
+            if len(members) < 2 or drive not in by_model:
+                continue  # not enough of its models run on this stream
+            fusion = LateFusion(spec, members, config=members[0].slot.decision)
+            by_model[drive].fusions.append(fusion)
+            self._late.append(fusion)
+        for spec in self.fusion.gates:
+            gated = by_model.get(spec.model)
+            if gated is None:
+                continue
+            by = by_model.get(spec.by)
+            if by is None:
+                raise UsageError(
+                    f"model {spec.model!r} runs on stream {st.name!r} behind gate "
+                    f"{spec.by!r}, which does not run there (it needs the stream's "
+                    f"{', '.join(self._slot(spec.by).modalities)})"
+                )
+            gated.gate = Gate(spec, by)
+
+    def _slot(self, name: str) -> ModelSlot:
+        return next(s for s in self.slots if s.name == name)
 
     @property
     def scheduler(self) -> Scheduler:
@@ -508,6 +594,13 @@ class Pipeline:
                     latency_ms=latency_ms,
                 )
                 records.extend(lane.post.push(d))
+                lane.note_output(scores[i], it)
+                for fusion in lane.fusions:
+                    records.extend(fusion.on_output(lane, it, stream_t, latency_ms))
+            for output, (ring, consumers) in lane.history_out.items():
+                end = ring.push(out[output][i])
+                for consumer in consumers:
+                    consumer.on_history(it, end, t2)
             if slot.reader.values:
                 records.extend(
                     slot.reader.value_records(
@@ -641,6 +734,9 @@ class Pipeline:
                 for lane in st.lanes:
                     for r in lane.post.push(None):
                         self._send(r)
+            for fusion in self._late:
+                for r in fusion.post.push(None):
+                    self._send(r)
             self.summary = self._summary()
             self._send(self.summary)
         finally:

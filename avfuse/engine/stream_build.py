@@ -81,9 +81,7 @@ def build_stream(
             backpressure=not paced,
             realtime=config.realtime,
             arrival_stamped=any(inf.arrival_stamped for inf in infos),
-            shared_timeline=(
-                a_src is not None and a_src == v_src and infos[a_src].arrival_stamped
-            ),
+            shared_timeline=(a_src is not None and a_src == v_src and infos[a_src].arrival_stamped),
         ),
         bell=bell,
     )

@@ -56,6 +56,8 @@ class Stream:
         self.paced = ingest.live or config.realtime
         self.video_format = ingest.video_format
         self.lanes: list[Lane] = []
+        #: (model, output) -> the ring of that model's recent outputs (chained models)
+        self.histories: dict[tuple[str, str], Any] = {}
         fr = ingest.frame_ring
         self.frame_buf = np.zeros(fr.shape, np.uint8) if fr is not None else None
         fps = self.video_format.fps if self.video_format is not None else 30.0

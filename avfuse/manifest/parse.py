@@ -219,6 +219,7 @@ _INPUT_KEYS = {
     "mask": ("order",),
     "state": ("from", "init"),
     "const": ("value",),
+    "history": ("from", "frames", "init"),
 }
 _COMMON_INPUT_KEYS = ("name", "role", "shape", "dtype", "batch_axis", "comment")
 
@@ -324,6 +325,19 @@ def _input_v2(s: dict[str, Any], w: str) -> TensorSpec:
         kw["order"] = order
     elif role == "state":
         kw["source"] = need(s, "from", str, w)
+        kw["init"] = opt(s, "init", float, w, 0.0)
+    elif role == "history":
+        src = s.get("from")
+        if isinstance(src, dict):
+            src = f"{need(src, 'model', str, f'{w}.from')}:{need(src, 'output', str, f'{w}.from')}"
+        if not isinstance(src, str) or ":" not in src.strip(":"):
+            raise ManifestError(
+                "must name another model's output as 'MODEL:OUTPUT'", field=f"{w}.from"
+            )
+        kw["source"] = src
+        kw["frames"] = need(s, "frames", int, w)
+        if kw["frames"] < 1:
+            raise ManifestError("must be >= 1", field=f"{w}.frames")
         kw["init"] = opt(s, "init", float, w, 0.0)
     else:  # const
         if dtype is None:
@@ -518,8 +532,17 @@ def check_consistency(m: Manifest) -> None:
                     field=f"inputs[{i}].role",
                 )
             seen[s.modality] = i
-    if not m.modalities:
-        raise ManifestError("needs an input with role 'audio' or 'video'", field="inputs")
+    if not m.modalities and not m.history_inputs:
+        raise ManifestError(
+            "needs an input with role 'audio' or 'video' (or 'history', for a chained model)",
+            field="inputs",
+        )
+    if m.history_inputs and m.modalities:
+        raise ManifestError(
+            "a chained model (with a history input) takes no audio or video itself: "
+            "its source model does",
+            field="inputs",
+        )
     if "mask" in seen:
         order = m.mask_order
         if not order or any(x not in ("audio", "video") for x in order):

@@ -57,6 +57,8 @@ def _resolve_input(s: TensorSpec, gshape: Sequence[Any], gdtype: str | None, w: 
         want = tuple([1] * (len(base) - 1) + [s.audio.window_samples])
         if s.batch_axis is not None and len(base) >= 2:
             want = ("batch", *want[1:])
+    if s.modality == "history" and len(base) >= 2:
+        want = ("batch", s.frames, *[d if isinstance(d, int) else None for d in base[2:]])
     if s.modality == "const" and s.value is not None and s.batch_axis is None:
         import numpy as np
 

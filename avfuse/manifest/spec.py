@@ -16,6 +16,8 @@ Input roles (`TensorSpec.modality`):
             axis is `batch_axis` (e.g. 1 for [2, batch, 128])
     const   a fixed tensor, `value`, of any dtype and rank (0-d included); no batch
             axis unless `batch_axis` says so
+    history the last `frames` outputs of another model of the run, `source` =
+            "MODEL:OUTPUT" (a chain: see avfuse.engine.history)
 
 Output kinds (`TensorSpec.kind`):
     logits          class scores; the runtime applies softmax
@@ -43,7 +45,7 @@ FORMAT = "avfuse-manifest"
 VERSIONS = (1, 2)
 SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
-ROLES = ("video", "audio", "mask", "state", "const")
+ROLES = ("video", "audio", "mask", "state", "const", "history")
 MODALITIES = ROLES  # the v1 name of the role field's values
 KINDS = ("logits", "probabilities", "sigmoid", "score", "values", "embedding", "state")
 DECISION_KINDS = ("logits", "probabilities", "sigmoid", "score")
@@ -68,8 +70,9 @@ class TensorSpec:
         batch_axis: the axis that indexes the batch (None: none, e.g. a 0-d const).
         audio / video: the pre-processing of an audio / video input.
         order: a mask input's columns.
-        source: the output that feeds a state input.
-        init: a state input's initial value.
+        source: the output that feeds a state input; "MODEL:OUTPUT" for a history input.
+        init: a state input's initial value (a history input's, before the start).
+        frames: a history input's length (outputs of the source model).
         value: a const input's value (a number or nested lists).
         kind: an output's kind (see the module docstring).
         labels: an output's class names (default: the manifest's labels).
@@ -87,6 +90,7 @@ class TensorSpec:
     order: tuple[str, ...] = ()
     source: str | None = None
     init: float = 0.0
+    frames: int = 0
     value: Any = None
     kind: str | None = None
     labels: tuple[str, ...] = ()
@@ -177,6 +181,11 @@ class Manifest:
             if o.name == name:
                 return o
         raise KeyError(name)
+
+    @property
+    def history_inputs(self) -> tuple[TensorSpec, ...]:
+        """Inputs fed by other models' outputs (a chain)."""
+        return tuple(s for s in self.inputs if s.modality == "history")
 
     @property
     def modalities(self) -> tuple[str, ...]:

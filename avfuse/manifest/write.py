@@ -41,6 +41,11 @@ def _input(s: TensorSpec) -> dict[str, Any]:
             d["init"] = s.init
     elif s.modality == "const":
         d["value"] = s.value
+    elif s.modality == "history":
+        d["from"] = s.source
+        d["frames"] = s.frames
+        if s.init:
+            d["init"] = s.init
     return d
 
 
