@@ -35,7 +35,7 @@ from avfuse.engine.fusion import FusionPlan, load_fusion
 from avfuse.engine.model_slot import ModelOptions
 from avfuse.engine.pipeline import Pipeline, PipelineConfig
 from avfuse.engine.records import Event, Record, Summary
-from avfuse.engine.sinks import MemorySink, Sink, make_sink
+from avfuse.engine.sinks import CallbackSink, MemorySink, Sink, make_sink
 from avfuse.engine.sources import Source, open_source
 from avfuse.errors import SinkError, StdoutClosed, UsageError
 from avfuse.manifest import Manifest, load_manifest
@@ -203,7 +203,89 @@ def _refuse_overwriting_sources(sinks: Sequence[Sink], sources: list[Path]) -> N
                 )
 
 
-def run(
+class Session:
+    """A started run (see `start`): wait for it, stop it, or use it as a context manager.
+
+    Attributes:
+        pipeline: the running pipeline.
+        sources: the stream entries as built (Source objects; a `PushSource` among them
+            is what the application pushes into).
+    """
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        memory: MemorySink,
+        loaded: list[Backend],
+        timer: threading.Timer | None,
+        sources: list[Any],
+    ) -> None:
+        self.pipeline = pipeline
+        self.sources = sources
+        self._memory = memory
+        self._loaded = loaded
+        self._timer = timer
+        self._result: RunResult | None = None
+
+    def stop(self, reason: str = "stop") -> None:
+        """Ask the run to end (it drains first)."""
+        self.pipeline.stop_token.request(reason)
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        """Wait for the run to end; its result (None when `timeout` passed first).
+
+        Ctrl-C while waiting stops the run, waits for the drain and re-raises it.
+
+        Raises:
+            SinkError / StdoutClosed: as `run` (after the drain).
+            BackendError: inference failed (after the drain).
+        """
+        if self._result is not None:
+            return self._result
+        pipe = self.pipeline
+        try:
+            if not pipe.wait(timeout):
+                return None
+        except KeyboardInterrupt:
+            pipe.stop(timeout=30.0, reason="SIGINT")
+            raise
+        finally:
+            if pipe._closed or pipe.error is not None:
+                self._release()
+        summary = pipe.summary
+        assert summary is not None  # set when the worker finished
+        self._result = RunResult(
+            events=self._memory.events,
+            records=self._memory.records,
+            summary=summary,
+            table=pipe.table(),
+            stopped_by=summary.stopped_by,
+        )
+        _raise_lost_output(pipe, self._result)
+        return self._result
+
+    def _release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for be in self._loaded:
+            be.close()
+        self._loaded = []
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._result is None:
+            self.stop()
+            try:
+                self.wait()
+            except Exception:  # noqa: BLE001 - the with-block's own exception wins
+                if exc[0] is None:
+                    raise
+
+
+def start(
     *,
     sources: Sequence[StreamSpec] = (),
     audio: SourceSpec | None = None,
@@ -218,33 +300,21 @@ def run(
     stop: StopToken | None = None,
     options: Mapping[str | None, Mapping[str, Any] | ModelOptions] | None = None,
     fusion: FusionPlan | str | Path | None = None,
-) -> RunResult:
-    """Run the pipeline on the given sources until they end, `duration_s` of wall time
-    passes, or `stop` is requested.
+    on_record: Any = None,
+) -> Session:
+    """Start a run in the background; returns a `Session` (`run` = `start(...).wait()`).
 
-    Args:
-        model: a model path ("NAME=PATH" renames it), or several: each runs on every
-            stream that has a modality it takes (default: the bundled model).
-        backend: the backend name, or loaded backend(s) to use as they are.
-        options: per-model overrides by model name (`ModelOptions` fields; the key None
-            for the only model), e.g. {"vad": {"on_threshold": 0.6}}.
-        fusion: late fusions and gates between the models (a `FusionPlan` or the path
-            of its JSON file; see avfuse.engine.fusion).
-
-    Returns the events, every record, the summary and the latency table. Ctrl-C ends the
-    run cleanly (sinks flushed) and re-raises KeyboardInterrupt.
-
-    Raises:
-        UsageError, SourceError, ManifestError, ...: bad input, before any sink is opened.
-        SinkError: a sink could not write during the run (after the run drained; the
-            error's `result` holds what was produced).
-        StdoutClosed: the reader of stdout went away (the run stopped at once).
+    Everything is opened and checked before this returns (model, sources, then sinks);
+    an application then pushes into its `PushSource`s and gets records through
+    `on_record` (called on the pipeline's thread with each typed record).
     """
     cfg = config or PipelineConfig()
     if duration_s is not None and not 0 < duration_s < float("inf"):
         raise UsageError(f"duration must be a positive number of seconds, got {duration_s}")
     plan = load_fusion(fusion) if isinstance(fusion, (str, Path)) else fusion
     sink_objs = [make_sink(s) if isinstance(s, str) else s for s in sinks]
+    if on_record is not None:
+        sink_objs.append(CallbackSink(on_record))
     memory = MemorySink()
     given = isinstance(backend, Backend) or (
         not isinstance(backend, str) and all(isinstance(b, Backend) for b in backend)
@@ -277,28 +347,46 @@ def run(
             fusion=plan,
         )
         _refuse_overwriting_sources(sink_objs, _source_paths(streams))
-        timer = None
-        if duration_s is not None:
-            timer = threading.Timer(duration_s, token.request, args=("duration",))
-            timer.daemon = True
-            timer.start()
-        try:
-            summary = pipe.run()
-        finally:
-            if timer is not None:
-                timer.cancel()
-        result = RunResult(
-            events=memory.events,
-            records=memory.records,
-            summary=summary,
-            table=pipe.table(),
-            stopped_by=summary.stopped_by,
-        )
-        _raise_lost_output(pipe, result)
-        return result
-    finally:
+        pipe.start()
+    except BaseException:
         for be in loaded:
             be.close()
+        raise
+    timer = None
+    if duration_s is not None:
+        timer = threading.Timer(duration_s, token.request, args=("duration",))
+        timer.daemon = True
+        timer.start()
+    return Session(pipeline=pipe, memory=memory, loaded=loaded, timer=timer, sources=streams)
+
+
+def run(**kwargs: Any) -> RunResult:
+    """Run the pipeline on the given sources until they end, `duration_s` of wall time
+    passes, or `stop` is requested; arguments as `start`.
+
+    Args (the main ones):
+        model: a model path ("NAME=PATH" renames it), or several: each runs on every
+            stream that has a modality it takes (default: the bundled model).
+        backend: the backend name, or loaded backend(s) to use as they are.
+        options: per-model overrides by model name (`ModelOptions` fields; the key None
+            for the only model), e.g. {"vad": {"on_threshold": 0.6}}.
+        fusion: late fusions and gates between the models (a `FusionPlan` or the path
+            of its JSON file; see avfuse.engine.fusion).
+
+    Returns the events, every record, the summary and the latency table. Ctrl-C ends the
+    run cleanly (sinks flushed) and re-raises KeyboardInterrupt.
+
+    Raises:
+        UsageError, SourceError, ManifestError, ...: bad input, before any sink is opened.
+        SinkError: a sink could not write during the run (after the run drained; the
+            error's `result` holds what was produced).
+        StdoutClosed: the reader of stdout went away (the run stopped at once).
+        BackendError: inference failed (after the drain).
+    """
+    session = start(**kwargs)
+    result = session.wait()
+    assert result is not None  # no timeout
+    return result
 
 
 def _raise_lost_output(pipe: Pipeline, result: RunResult) -> None:

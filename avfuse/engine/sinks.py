@@ -158,6 +158,29 @@ class MemorySink(Sink):
         return [r for r in self.records if isinstance(r, Event)]
 
 
+class CallbackSink(Sink):
+    """Calls a function with every record (and, if given, every stats record).
+
+    For an application that wants records as objects, as they happen: the function runs
+    on the pipeline's thread, so it should hand the record on and return quickly (a slow
+    callback shows in the "sink" latency stage). An exception it raises is a sink fault.
+    """
+
+    name = "callback"
+    durable = False
+
+    def __init__(self, on_record: Any, *, on_stats: Any = None) -> None:
+        self._on_record = on_record
+        self._on_stats_fn = on_stats
+
+    def on_record(self, record: Record) -> None:
+        self._on_record(record)
+
+    def on_stats(self, stats: Stats) -> None:
+        if self._on_stats_fn is not None:
+            self._on_stats_fn(stats)
+
+
 def format_event(record: Event | Onset, *, with_stream: bool = False) -> str:
     """Human-readable one-line form of an event (start-end) or onset (start-, "(on)")."""
     mods = "+".join(record.modalities) or "-"
@@ -398,6 +421,7 @@ def make_sink(spec: str) -> Sink:
 
 
 __all__ = [
+    "CallbackSink",
     "ConsoleSink",
     "FrameOverlay",
     "JsonlSink",
