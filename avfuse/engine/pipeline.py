@@ -33,26 +33,23 @@ reader went away stops it quietly ("stdout_closed").
 
 from __future__ import annotations
 
-import errno
-import math
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from avfuse.backends.base import Backend
 from avfuse.engine.clock import now_ns
+from avfuse.engine.compose import add_fusions, add_lanes
 from avfuse.engine.control import Doorbell, StopToken
-from avfuse.engine.fusion import FusionPlan, Gate, LateFusion
-from avfuse.engine.history import HistoryRing
+from avfuse.engine.fusion import FusionPlan, LateFusion
 from avfuse.engine.lane import Item, Lane
 from avfuse.engine.metrics import LatencyHistogram, Metrics
 from avfuse.engine.model_slot import ModelOptions, ModelSlot
-from avfuse.engine.postprocess import Decision, PostprocessConfig
+from avfuse.engine.pipeline_config import PipelineConfig
+from avfuse.engine.postprocess import Decision
 from avfuse.engine.records import (
-    Event,
     FaultRecord,
     Record,
     RunInfo,
@@ -61,119 +58,14 @@ from avfuse.engine.records import (
     Summary,
 )
 from avfuse.engine.schedule import Scheduler, Ticket
+from avfuse.engine.sink_set import SinkFailure, SinkSet
 from avfuse.engine.sinks import Sink
 from avfuse.engine.sources.base import Source
-from avfuse.engine.stream_build import build_stream, resolve_mode
+from avfuse.engine.stream_build import build_stream
 from avfuse.engine.streams import Stream
 from avfuse.errors import BackendError, UsageError
 from avfuse.kernels.warm import warm_kernels
 from avfuse.kernels.waveform import WaveformKernel
-
-Mode = Literal["auto", "fused", "audio", "video"]
-
-#: largest |A/V offset| and audio deadline the pipeline accepts (ring memory grows with them)
-MAX_OFFSET_MS = 10_000.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class PipelineConfig:
-    """Everything the pipeline's behaviour depends on; validated once.
-
-    Attributes:
-        av_offset_ms: how much later the audio arrives than the video it belongs with
-            (positive: audio late); |offset| <= 10 s.
-        audio_deadline_ms: longest wait for late audio after a frame (live streams),
-            0..10 s.
-        realtime: play non-live sources at their own pace (otherwise as fast as possible).
-        mode: "auto" (from the model's and the streams' modalities), "fused"
-            (video-driven with audio), "video" (video-driven, no audio), "audio"
-            (audio-driven, one window every `step_ms`).
-        step_ms: window step of audio-driven streams.
-        min_audio_coverage: fraction of a window that must be valid for audio to count.
-        postprocess: smoothing and hysteresis for every model (None: each model's
-            manifest decision block).
-        max_batch: largest micro-batch across streams.
-        max_wait_ms: longest a ready item waits for a batch to fill (several streams).
-        queue_depth: queued items per stream; a full queue drops its oldest (live).
-        max_latency_ms: live items still queued this long after capture are dropped
-            (None: never).
-        kernel_impl: pre-processing implementation ("auto", "numba", "reference", ...).
-        streaming_mel: reuse log-mel frames between overlapping windows.
-        audio_ring_s: audio held per stream (None: sized for the stream; a value too small
-            for the model window and offset is refused, never enlarged).
-        video_slots: frames held per stream (None: sized for the stream, see
-            `avfuse.engine.stream_build`).
-        stats_interval_s: how often sinks get `on_stats`.
-        nonlive_audio_wait_s: longest a file's frame waits for its audio (a safety net;
-            files normally deliver audio in time).
-        sync_monitor: measure the residual A/V offset from content (fused streams) and
-            warn when it exceeds `sync_tolerance_ms` (see avfuse.engine.sync).
-        sync_tolerance_ms: residual offset that triggers the misalignment warning.
-    """
-
-    av_offset_ms: float = 0.0
-    audio_deadline_ms: float = 100.0
-    realtime: bool = False
-    mode: Mode = "auto"
-    step_ms: float = 100.0
-    min_audio_coverage: float = 0.5
-    postprocess: PostprocessConfig | None = None
-    max_batch: int = 8
-    max_wait_ms: float = 2.0
-    queue_depth: int = 2
-    max_latency_ms: float | None = 1000.0
-    kernel_impl: str = "auto"
-    streaming_mel: bool = True
-    audio_ring_s: float | None = None
-    video_slots: int | None = None
-    stats_interval_s: float = 1.0
-    nonlive_audio_wait_s: float = 2.0
-    sync_monitor: bool = True
-    sync_tolerance_ms: float = 80.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("auto", "fused", "audio", "video"):
-            raise UsageError(f"unknown mode {self.mode!r}; use auto, fused, audio or video")
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise UsageError(f"invalid pipeline setting: {f.name} must be finite, got {v}")
-        checks = (
-            (abs(self.av_offset_ms) <= MAX_OFFSET_MS, "av_offset_ms must be within +-10000"),
-            (0 <= self.audio_deadline_ms <= MAX_OFFSET_MS, "audio_deadline_ms in 0..10000"),
-            (0 < self.step_ms <= 60_000, "step_ms must be in (0, 60000]"),
-            (0 < self.min_audio_coverage <= 1, "min_audio_coverage must be in (0, 1]"),
-            (1 <= self.max_batch <= 1024, "max_batch must be in 1..1024"),
-            (0 <= self.max_wait_ms <= 10_000, "max_wait_ms must be in 0..10000"),
-            (1 <= self.queue_depth <= 1024, "queue_depth must be in 1..1024"),
-            (self.max_latency_ms is None or self.max_latency_ms > 0, "max_latency_ms > 0"),
-            (self.audio_ring_s is None or 0 < self.audio_ring_s <= 3600, "audio_ring_s 0..3600"),
-            (self.video_slots is None or 4 <= self.video_slots <= 4096, "video_slots 4..4096"),
-            (0 < self.stats_interval_s <= 3600, "stats_interval_s must be in (0, 3600]"),
-            (self.nonlive_audio_wait_s > 0, "nonlive_audio_wait_s must be > 0"),
-            (self.sync_tolerance_ms > 0, "sync_tolerance_ms must be > 0"),
-        )
-        for ok, msg in checks:
-            if not ok:
-                raise UsageError(f"invalid pipeline setting: {msg}")
-
-
-@dataclass(frozen=True)
-class SinkFailure:
-    """A sink that stopped working during a run (its later records were lost)."""
-
-    sink: Sink
-    error: BaseException
-
-    @property
-    def message(self) -> str:
-        e = self.error
-        what = f"[Errno {e.errno}] {e.strerror}" if isinstance(e, OSError) and e.strerror else e
-        return f"{self.sink.name}: {what}"
-
-
-def _is_epipe(e: BaseException) -> bool:
-    return isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE)
 
 
 class Pipeline:
@@ -234,11 +126,11 @@ class Pipeline:
         ]
         self.backend = bes[0]
         self.manifest = self.slots[0].manifest
-        self.sinks = list(sinks)
         self.metrics = Metrics()
         self._bell = Doorbell()
         self.stop_token = stop or StopToken()
         self.stop_token.attach(self._bell)
+        self.sink_set = SinkSet(sinks, stop=self.stop_token, metrics=self.metrics)
         self._records: list[Record] = [r for slot in self.slots for r in slot.records]
         groups = [[s] if isinstance(s, Source) else list(s) for s in streams]
         manifests = [slot.manifest for slot in self.slots]
@@ -247,131 +139,27 @@ class Pipeline:
             for i, g in enumerate(groups)
         ]
         for st in self.streams:
-            self._add_lanes(st)
+            add_lanes(self, st)
         self.fusion = fusion or FusionPlan()
         self.fusion.check(names)
         self._late: list[LateFusion] = []
         for st in self.streams:
-            self._add_fusions(st)
+            add_fusions(self, st)
         for slot in self.slots:
             slot.make_scheduler(lambda t, reason, slot=slot: self._on_drop(slot, t, reason))
-        self._frame_sinks = [s for s in self.sinks if s.wants_frames]
-        self._dead: set[int] = set()
-        #: sinks that failed during the run, in order
-        self.sink_failures: list[SinkFailure] = []
-        #: True when a sink's stdout reader went away
-        self.stdout_closed = False
         self._thread: threading.Thread | None = None
         self._started = False
         self._closed = False
         self._interval = LatencyHistogram()
         self.frames = 0
-        self.events = 0
         self.wakeups = 0
         #: the summary record, set at the end of the run
         self.summary: Summary | None = None
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ set-up
-    def _add_lanes(self, st: Stream) -> None:
-        ing = st.ingest
-        has_a, has_v = ing.audio_format is not None, ing.video_format is not None
-        errors = []
-        for slot in self.slots:
-            if slot.manifest.history_inputs:
-                continue  # chained models, once their sources have lanes
-            try:
-                mode = resolve_mode(
-                    self.config.mode if len(self.slots) == 1 else "auto",
-                    slot.modalities,
-                    has_audio=has_a,
-                    has_video=has_v,
-                    name=st.name,
-                    model_name=slot.name,
-                )
-            except UsageError as e:
-                errors.append(e)
-                continue
-            lane = Lane(stream=st, slot=slot, mode=mode, config=self.config)
-            st.lanes.append(lane)
-            slot.lanes.append(lane)
-        for slot in self.slots:
-            if slot.manifest.history_inputs:
-                self._add_chain_lane(st, slot)
-        if not st.lanes:
-            raise errors[0]
-
-    def _add_chain_lane(self, st: Stream, slot: ModelSlot) -> None:
-        by_model = {lane.slot.name: lane for lane in st.lanes}
-        sources = []
-        for spec in slot.manifest.inputs:
-            if spec.modality != "history":
-                continue
-            model, _, output = (spec.source or "").partition(":")
-            if model not in {s.name for s in self.slots}:
-                raise UsageError(
-                    f"model {slot.name!r} input {spec.name!r} reads {spec.source!r}, but no "
-                    f"model {model!r} runs (models: {', '.join(s.name for s in self.slots)}); "
-                    f"add it with --model {model}=PATH"
-                )
-            try:
-                self._slot(model).manifest.output(output)
-            except KeyError:
-                raise UsageError(
-                    f"model {slot.name!r} input {spec.name!r} reads {spec.source!r}, but model "
-                    f"{model!r} has no output {output!r} in its manifest"
-                ) from None
-            if model not in by_model:
-                return  # its source does not run on this stream
-            sources.append((spec, by_model[model], output))
-        lane = Lane(stream=st, slot=slot, mode="chain", config=self.config)
-        for spec, producer, output in sources:
-            shape = tuple(d for d in (spec.shape or ())[2:])
-            if not all(isinstance(d, int) for d in shape):
-                raise UsageError(
-                    f"model {slot.name!r} history input {spec.name!r} has dynamic dims "
-                    f"{list(spec.shape or ())}: give its shape in the manifest"
-                )
-            key = (producer.slot.name, output)
-            ring = st.histories.get(key)
-            if ring is None:
-                ring = HistoryRing(row_shape=shape, capacity=spec.frames + 256, name=spec.source)
-                st.histories[key] = ring
-                producer.history_out[output] = (ring, [])
-            elif ring.row_shape != shape:
-                raise UsageError(
-                    f"{spec.source} is read with rows of shape {list(shape)} and "
-                    f"{list(ring.row_shape)}: chained inputs must agree"
-                )
-            lane.histories[spec.name] = (ring, spec.frames, spec.init)
-            producer.history_out[output][1].append(lane)
-        st.lanes.append(lane)
-        slot.lanes.append(lane)
-
-    def _add_fusions(self, st: Stream) -> None:
-        by_model = {lane.slot.name: lane for lane in st.lanes}
-        for spec in self.fusion.late:
-            members = [by_model[m.model] for m in spec.members if m.model in by_model]
-            drive = spec.drive or spec.members[0].model
-            if len(members) < 2 or drive not in by_model:
-                continue  # not enough of its models run on this stream
-            fusion = LateFusion(spec, members, config=members[0].slot.decision)
-            by_model[drive].fusions.append(fusion)
-            self._late.append(fusion)
-        for spec in self.fusion.gates:
-            gated = by_model.get(spec.model)
-            if gated is None:
-                continue
-            by = by_model.get(spec.by)
-            if by is None:
-                raise UsageError(
-                    f"model {spec.model!r} runs on stream {st.name!r} behind gate "
-                    f"{spec.by!r}, which does not run there (it needs the stream's "
-                    f"{', '.join(self._slot(spec.by).modalities)})"
-                )
-            gated.gate = Gate(spec, by)
-
-    def _slot(self, name: str) -> ModelSlot:
+    def slot(self, name: str) -> ModelSlot:
+        """The model slot named `name`."""
         return next(s for s in self.slots if s.name == name)
 
     @property
@@ -498,9 +286,7 @@ class Pipeline:
         self._started = True
         self._t_begin = now_ns()
         self._warmup()
-        info = self.run_info()
-        for s in self.sinks:
-            s.on_start(info)  # may raise (an unwritable path): nothing has run yet
+        self.sink_set.start(self.run_info())  # may raise (an unwritable path): nothing ran yet
         for st in self.streams:
             st.start()
         self._t_begin = now_ns()
@@ -622,13 +408,14 @@ class Pipeline:
             self.metrics.record("end_to_end", t3 - t.item.base_ns)
             self._interval.record_ns(t3 - t.item.base_ns)
         for r in records:
-            self._send(r)
+            self.sink_set.send(r)
+        frame_sinks = self.sink_set.frame_sinks
         for t, lane in zip(batch, lanes, strict=True):
-            if self._frame_sinks and lane.takes_video and slot.index == self._frame_slot(lane):
+            if frame_sinks and lane.takes_video and slot.index == self._frame_slot(lane):
                 frame, overlay = lane.stream.overlay(t.item, lane)
                 if frame is not None and overlay is not None:
-                    for s in self._frame_sinks:
-                        self._call(s, "on_frame", frame, overlay)
+                    for s in frame_sinks:
+                        self.sink_set.call(s, "on_frame", frame, overlay)
             lane.release(t.item)
         self.metrics.record("sink", now_ns() - t3)
 
@@ -641,7 +428,7 @@ class Pipeline:
         try:
             return slot.infer(n, stream_ids)
         except BackendError as e:
-            self._send(
+            self.sink_set.send(
                 FaultRecord(
                     source=f"backend:{slot.backend.name}",
                     kind="error",
@@ -653,52 +440,18 @@ class Pipeline:
             raise
 
     # ------------------------------------------------------------------ records, stats, end
-    def _send(self, record: Record, *, skip: Sink | None = None) -> None:
-        if isinstance(record, Event):
-            self.events += 1
-        for s in self.sinks:
-            if s is not skip:
-                self._call(s, "on_record", record)
-
-    def _call(self, sink: Sink, hook: str, *args: Any) -> None:
-        """Call a sink hook; a sink that raises is dropped and reported (see the module)."""
-        if id(sink) in self._dead:
-            return
-        try:
-            getattr(sink, hook)(*args)
-        except Exception as e:  # noqa: BLE001 - every sink failure becomes a fault record
-            self._sink_failed(sink, e)
-
-    def _sink_failed(self, sink: Sink, e: BaseException) -> None:
-        self._dead.add(id(sink))
-        if sink.to_stdout and _is_epipe(e):
-            self.stdout_closed = True
-            self.stop_token.request("stdout_closed")
-            message, kind = "the reader of stdout went away", "stdout_closed"
-        else:
-            self.metrics.count("sink_errors")
-            failure = SinkFailure(sink=sink, error=e)
-            self.sink_failures.append(failure)
-            message, kind = f"cannot write: {failure.message}; its records are lost", "error"
-            if sink.durable and not any(s.durable and id(s) not in self._dead for s in self.sinks):
-                self.stop_token.request("sinks_failed")
-        self._send(
-            FaultRecord(source=f"sink:{sink.name}", kind=kind, message=message, recoverable=False),
-            skip=sink,
-        )
-
     def _emit_records(self) -> None:
         while self._records:
-            self._send(self._records.pop(0))
+            self.sink_set.send(self._records.pop(0))
         for st in self.streams:
             for r in st.drain_records():
-                self._send(r)
+                self.sink_set.send(r)
 
     def _stats(self, fps: float) -> None:
         stats = Stats(
             fps=round(fps, 2),
             frames=self.frames,
-            events=self.events,
+            events=self.sink_set.events,
             latency_p50_ms=round(self._interval.percentile(50), 3),
             latency_p99_ms=round(self._interval.percentile(99), 3),
             drops=sum(self.metrics.drops.values()),
@@ -712,8 +465,8 @@ class Pipeline:
             },
         )
         self._interval.reset()
-        for s in self.sinks:
-            self._call(s, "on_stats", stats)
+        for s in self.sink_set.sinks:
+            self.sink_set.call(s, "on_stats", stats)
 
     def _finish(self) -> None:
         """Stop sources, flush post-processing, send the summary, close the sinks. Once."""
@@ -733,24 +486,14 @@ class Pipeline:
             for st in self.streams:
                 for lane in st.lanes:
                     for r in lane.post.push(None):
-                        self._send(r)
+                        self.sink_set.send(r)
             for fusion in self._late:
                 for r in fusion.post.push(None):
-                    self._send(r)
+                    self.sink_set.send(r)
             self.summary = self._summary()
-            self._send(self.summary)
+            self.sink_set.send(self.summary)
         finally:
-            for s in self.sinks:
-                if id(s) in self._dead:
-                    continue
-                try:
-                    s.close()
-                except Exception as e:  # noqa: BLE001 - one sink must not stop the others
-                    self._dead.add(id(s))
-                    if s.to_stdout and _is_epipe(e):
-                        self.stdout_closed = True
-                    else:
-                        self.sink_failures.append(SinkFailure(sink=s, error=e))
+            self.sink_set.close()
 
     def _summary(self) -> Summary:
         cap = self.metrics.hist["capture_to_ring"]
@@ -766,7 +509,7 @@ class Pipeline:
         t0 = getattr(self, "_t_begin", now_ns())
         return Summary(
             frames=self.frames,
-            events=self.events,
+            events=self.sink_set.events,
             drops=drops,
             sink_errors=self.metrics.counters.get("sink_errors", 0),
             latency_ms=m["latency_ms"],
@@ -781,6 +524,26 @@ class Pipeline:
             stopped_by=self.stopped_by,
             model="+".join(slot.name for slot in self.slots),
         )
+
+    @property
+    def sinks(self) -> list[Sink]:
+        """The run's sinks."""
+        return self.sink_set.sinks
+
+    @property
+    def sink_failures(self) -> list[SinkFailure]:
+        """Sinks that failed during the run, in order."""
+        return self.sink_set.failures
+
+    @property
+    def stdout_closed(self) -> bool:
+        """True when a sink's stdout reader went away."""
+        return self.sink_set.stdout_closed
+
+    @property
+    def events(self) -> int:
+        """Event records sent so far."""
+        return self.sink_set.events
 
     def table(self) -> str:
         """The latency table (for printing at exit)."""

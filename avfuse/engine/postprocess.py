@@ -176,6 +176,15 @@ class PostProcessor:
         self.top = -1
         self.top_score = 0.0
 
+    def reconfigure(self, config: PostprocessConfig) -> None:
+        """New thresholds / smoothing from the next decision on; an open segment stays open
+        (it closes by the new off-threshold)."""
+        self.config = config
+        self._on[:] = [config.on_off(x)[0] for x in self.labels]
+        self._off[:] = [config.on_off(x)[1] for x in self.labels]
+        if self._hist.shape[0] != config.mean_frames:
+            self._hist = np.zeros((config.mean_frames, len(self.labels)), np.float64)
+
     # ------------------------------------------------------------------ state for overlays
     @property
     def current_label(self) -> str | None:
@@ -315,6 +324,11 @@ class MultiLabelPostProcessor:
             if lab != cfg.none_label
         ]
         self._cols = [i for i, lab in enumerate(self.labels) if lab != cfg.none_label]
+
+    def reconfigure(self, config: PostprocessConfig) -> None:
+        """New thresholds for every label (see `PostProcessor.reconfigure`)."""
+        for proc in self._procs:
+            proc.reconfigure(config)
 
     def push(self, decision: Decision | None) -> list[Record]:
         out: list[Record] = []
