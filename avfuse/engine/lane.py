@@ -189,6 +189,15 @@ class Lane:
         self._reset_next = False
 
     # ------------------------------------------------------------------ frames
+    def set_cadence(self, opts: Any) -> None:
+        """Take a new cadence (a reload): every N-th frame, or a new audio step."""
+        m = self.slot.manifest
+        self._every = max(1, opts.every_frames or m.cadence.every_frames or 1)
+        every = opts.every_ms or m.cadence.every_ms
+        if self.stepper is not None and every:
+            hop = self.stepper.hop
+            self.stepper.step = max(hop, int(round(every / 1e3 * self._rate / hop)) * hop)
+
     def has_room(self) -> bool:
         """Whether a file's frame may be taken for this lane now (back-pressure)."""
         return self.paced or len(self._waiting) < self._max_waiting

@@ -89,6 +89,22 @@ class LatencyHistogram:
         """Mean latency in ms (0 when empty)."""
         return self.total_ms / self.count if self.count else 0.0
 
+    def cumulative(self, bounds_ms: tuple[float, ...]) -> list[int]:
+        """Counts of latencies at or below each bound (for Prometheus `le` buckets).
+
+        A bin counts toward a bound when its upper edge is at or below it, so a count may
+        lag by the one bin (2 %) that straddles the bound.
+        """
+        out = []
+        csum = np.cumsum(self._counts)
+        for b in bounds_ms:
+            if b <= _LO_MS:
+                k = 0
+            else:
+                k = min(_NBINS - 1, int(math.log(b / _LO_MS) / _LOG_STEP))
+            out.append(int(csum[k]))
+        return out
+
     def merge(self, other: LatencyHistogram) -> None:
         """Add another histogram's counts into this one."""
         self._counts += other._counts

@@ -197,6 +197,8 @@ class ModelSlot:
         self.scheduler: Scheduler | None = None
         self.frames = 0
         self.batches = 0
+        self.backend_errors = 0
+        self.errors_in_a_row = 0
 
     def _data_inputs(self) -> list[TensorSpec]:
         return [

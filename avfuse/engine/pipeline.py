@@ -49,6 +49,7 @@ from avfuse.engine.metrics import LatencyHistogram, Metrics
 from avfuse.engine.model_slot import ModelOptions, ModelSlot
 from avfuse.engine.pipeline_config import PipelineConfig
 from avfuse.engine.postprocess import Decision
+from avfuse.engine.reconfig import Reconfig, apply_reconfig
 from avfuse.engine.records import (
     FaultRecord,
     Record,
@@ -66,6 +67,11 @@ from avfuse.engine.streams import Stream
 from avfuse.errors import BackendError, UsageError
 from avfuse.kernels.warm import warm_kernels
 from avfuse.kernels.waveform import WaveformKernel
+
+#: `le` bounds (ms) of the latency histograms an exporter publishes
+LATENCY_BOUNDS_MS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0)
+#: backend failures in a row after which a run stops (one is a glitch, three a broken model)
+MAX_BACKEND_ERRORS = 3
 
 
 class Pipeline:
@@ -153,6 +159,9 @@ class Pipeline:
         self._interval = LatencyHistogram()
         self.frames = 0
         self.wakeups = 0
+        self._reconfig: Reconfig | None = None
+        #: the latest live figures (see `_snapshot`), None before the first stats tick
+        self.snapshot: dict[str, Any] | None = None
         #: the summary record, set at the end of the run
         self.summary: Summary | None = None
         self.error: BaseException | None = None
@@ -190,7 +199,7 @@ class Pipeline:
                 streaming_mel=self.config.streaming_mel,
             )
             for b in sorted({1, slot.batch}):  # the runtime plans per input shape
-                self._infer(slot, b, [None] * b)
+                self._infer(slot, b, [None] * b, warmup=True)
             slot.backend.reset_state()
 
     def run_info(self) -> RunInfo:
@@ -246,6 +255,12 @@ class Pipeline:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def request_reconfig(self, rc: Reconfig) -> None:
+        """Hand a prepared change to the pipeline's thread (from any thread); it is applied
+        between two batches and `rc.done` is set (see avfuse.engine.reconfig)."""
+        self._reconfig = rc
+        self._bell.ring()
+
     @property
     def stopped_by(self) -> str:
         """Why the run ended (see `Summary.stopped_by`)."""
@@ -299,6 +314,10 @@ class Pipeline:
         frames_at_tick = 0
         while not token.requested:
             bell.clear()  # before looking for work: a ring from now on is not lost
+            rc = self._reconfig
+            if rc is not None:
+                self._reconfig = None
+                apply_reconfig(self, rc)
             now = now_ns()
             self._emit_records()
             # sampled BEFORE pulling: a source that had finished has written everything
@@ -361,6 +380,11 @@ class Pipeline:
         t1 = now_ns()
         self.metrics.record("preprocess", t1 - t0)
         out = self._infer(slot, len(batch), [lane.stream.name for lane in lanes])
+        if out is None:
+            for t, lane in zip(batch, lanes, strict=True):
+                self.metrics.drop("backend_error")
+                lane.release(t.item)
+            return
         t2 = now_ns()
         self.metrics.record("inference", t2 - t1)
         slot.batches += 1
@@ -424,20 +448,36 @@ class Pipeline:
         first = next((x for x in lane.stream.lanes if x.takes_video), lane)
         return first.slot.index
 
-    def _infer(self, slot: ModelSlot, n: int, stream_ids: list[Any]) -> dict[str, np.ndarray]:
+    def _infer(
+        self, slot: ModelSlot, n: int, stream_ids: list[Any], *, warmup: bool = False
+    ) -> dict[str, np.ndarray] | None:
+        """Run a batch; None when the backend failed (a fault record, the batch dropped).
+
+        A backend error is recoverable once: the run goes on with the next batch. After
+        `MAX_BACKEND_ERRORS` failures in a row (or any during warm-up) it is fatal.
+        """
         try:
-            return slot.infer(n, stream_ids)
+            out = slot.infer(n, stream_ids)
         except BackendError as e:
+            slot.backend_errors += 1
+            slot.errors_in_a_row += 1
+            fatal = warmup or slot.errors_in_a_row >= MAX_BACKEND_ERRORS
+            self.metrics.count("backend_errors")
             self.sink_set.send(
                 FaultRecord(
                     source=f"backend:{slot.backend.name}",
                     kind="error",
-                    message=str(e),
-                    recoverable=False,
+                    message=str(e)
+                    + ("" if fatal else "; the batch is dropped and the run goes on"),
+                    recoverable=not fatal,
                     model=slot.name,
                 )
             )
-            raise
+            if fatal:
+                raise
+            return None
+        slot.errors_in_a_row = 0
+        return out
 
     # ------------------------------------------------------------------ records, stats, end
     def _emit_records(self) -> None:
@@ -465,8 +505,65 @@ class Pipeline:
             },
         )
         self._interval.reset()
+        self.snapshot = self._snapshot(stats)
         for s in self.sink_set.sinks:
             self.sink_set.call(s, "on_stats", stats)
+
+    def _snapshot(self, stats: Stats) -> dict[str, Any]:
+        """The live figures, made on the pipeline's thread and published whole (an exporter
+        on another thread reads `self.snapshot`, never the live objects)."""
+        stages = {}
+        for name, h in self.metrics.hist.items():
+            stages[name] = {
+                "count": h.count,
+                "sum_ms": h.total_ms,
+                "le": list(zip(LATENCY_BOUNDS_MS, h.cumulative(LATENCY_BOUNDS_MS), strict=True)),
+            }
+        streams = []
+        for st in self.streams:
+            ing = st.ingest
+            d: dict[str, Any] = {
+                "name": st.name,
+                "frames": sum(lane.frames for lane in st.lanes),
+                "audio_up": ing.audio_up,
+                "video_up": ing.video_up,
+                "video_absent": st.video_absent,
+                "waiting": st.waiting,
+                "counters": dict(ing.counters),
+                "drops": st.drops(),
+            }
+            if ing.audio_clock is not None:
+                d["audio_clock"] = ing.audio_clock.model.stats()
+            if ing.video_clock is not None:
+                d["video_clock"] = ing.video_clock.stats()
+            sync = next((lane.sync for lane in st.lanes if lane.sync is not None), None)
+            if sync is not None:
+                d["av_sync"] = sync.summary()
+            streams.append(d)
+        models = [
+            {
+                "name": slot.name,
+                "frames": slot.frames,
+                "batches": slot.batches,
+                "backend_errors": slot.backend_errors,
+                "queued": slot.scheduler.pending() if slot.scheduler is not None else 0,
+            }
+            for slot in self.slots
+        ]
+        return {
+            "time_ns": now_ns(),
+            "stats": stats.to_dict(),
+            "frames": self.frames,
+            "events": self.sink_set.events,
+            "wakeups": self.wakeups,
+            "drops": dict(self.metrics.drops),
+            "sink_errors": self.metrics.counters.get("sink_errors", 0),
+            "backend_errors": self.metrics.counters.get("backend_errors", 0),
+            "stages": stages,
+            "streams": streams,
+            "models": models,
+            "running": not self._closed,
+        }
 
     def _finish(self) -> None:
         """Stop sources, flush post-processing, send the summary, close the sinks. Once."""
