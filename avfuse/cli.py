@@ -24,7 +24,7 @@ from avfuse.errors import AvfuseError, StdoutClosed, exit_code_for
 from avfuse.signals import drain_on_signals, exit_status
 
 #: sub-command modules, in the order `--help` lists them
-COMMANDS = ("demo", "run", "devices", "info", "train", "export", "bench")
+COMMANDS = ("demo", "run", "devices", "info", "config", "train", "export", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,18 +55,44 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _with_config(parser: argparse.ArgumentParser, argv: list[str], path: str) -> argparse.Namespace:
+    """The arguments of `avfuse run --config FILE ...`: the file's, then the command line's."""
+    from avfuse.config import merge_argv, read_config
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    run_parser = sub.choices["run"]
+    cfg = read_config(path, run_parser)
+    rest = argv[argv.index("run") + 1 :]
+    args = parser.parse_args(["run", *merge_argv(cfg, rest, run_parser)])
+    args.config_file = cfg
+    args.cli_argv = rest
+    args.run_parser = run_parser
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     token = StopToken()
-    args.stop_token = token
     try:
+        if getattr(args, "config", None):
+            args = _with_config(parser, argv, args.config)
+        args.stop_token = token
         if getattr(args, "drains", False):
-            with drain_on_signals(token):
+            on_hup = None
+            if getattr(args, "config_file", None) is not None:
+                # a service reloads on SIGHUP (the handler only hands it on)
+                def on_hup() -> None:
+                    handler = getattr(args, "on_hup", None)
+                    if handler is not None:
+                        handler()
+
+            with drain_on_signals(token, on_hup=on_hup):
                 rc = int(args.func(args) or 0)
         else:
             rc = int(args.func(args) or 0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from avfuse.engine.control import StopToken
 
@@ -34,11 +34,16 @@ def exit_status(reason: str | None) -> int | None:
 
 @contextlib.contextmanager
 def drain_on_signals(
-    token: StopToken, names: tuple[str, ...] = STOP_SIGNALS
+    token: StopToken,
+    names: tuple[str, ...] = STOP_SIGNALS,
+    *,
+    on_hup: Callable[[], None] | None = None,
 ) -> Iterator[StopToken]:
     """While inside, SIGINT/SIGTERM/SIGHUP request `token` to stop (see the module table).
 
-    Only the main thread can install handlers; elsewhere this does nothing.
+    With `on_hup` (a service with a config file), SIGHUP calls it instead of stopping; it
+    must only hand the work on (e.g. put into a `queue.SimpleQueue`), as any signal
+    handler. Only the main thread can install handlers; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield token
@@ -46,6 +51,9 @@ def drain_on_signals(
 
     def handler(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
+        if name == "SIGHUP" and on_hup is not None:
+            on_hup()
+            return
         if token.requested and name == "SIGINT":
             raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait
         token.request(name)

@@ -215,6 +215,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"largest micro-batch across streams, 1..{MAX_BATCH} (default 8)",
     )
+    ops = p.add_argument_group("service")
+    ops.add_argument(
+        "--metrics-port",
+        type=_args.int_range(0, 65535),
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics, /healthz and /readyz on PORT (0: any free port); "
+        "needs pip install 'avfuse[metrics]'",
+    )
+    ops.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the metrics server binds (default 127.0.0.1: this machine only)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        default=None,
+        help="read the options from a TOML file (keys = these flags; flags given here "
+        "override it); SIGHUP then reloads it (`avfuse config --example` prints one)",
+    )
     p.add_argument(
         "--truth",
         metavar="PATH",
@@ -295,10 +317,8 @@ def print_outcome(result, args: argparse.Namespace) -> None:  # noqa: ANN001 - R
         Path(args.metrics).write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the pipeline from the options and run it to the end."""
-    preflight(args)
-    from avfuse.api import run as run_api
+def _api_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """The `avfuse.api.start` arguments the options stand for."""
     from avfuse.engine.pipeline import PipelineConfig
 
     sources, audio, video = _stream_args(args)
@@ -309,21 +329,68 @@ def run(args: argparse.Namespace) -> int:
         kernel_impl=args.kernels,
         max_batch=args.max_batch,
     )
-    result = run_api(
-        sources=sources,
-        audio=audio,
-        video=video,
-        model=args.model,
-        backend=args.backend,
-        device=args.device,
-        threads=args.threads,
-        sinks=sinks_from(args),
-        config=config,
-        duration_s=args.duration,
-        stop=getattr(args, "stop_token", None),
-        options=model_options(args),
-        fusion=getattr(args, "fusion", None),
-    )
+    return {
+        "sources": sources,
+        "audio": audio,
+        "video": video,
+        "model": args.model,
+        "backend": args.backend,
+        "device": args.device,
+        "threads": args.threads,
+        "sinks": sinks_from(args),
+        "config": config,
+        "duration_s": args.duration,
+        "stop": getattr(args, "stop_token", None),
+        "options": model_options(args),
+        "fusion": getattr(args, "fusion", None),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the pipeline from the options and run it to the end."""
+    preflight(args)
+    from avfuse.api import start
+
+    kwargs = _api_kwargs(args)
+    config_file = getattr(args, "config_file", None)
+    watchdog = "WATCHDOG_USEC" in __import__("os").environ
+    if watchdog:
+        from avfuse.service import WatchdogSink
+
+        kwargs["sinks"] = [*kwargs["sinks"], WatchdogSink()]  # type: ignore[list-item]
+    session = start(**kwargs)  # type: ignore[arg-type]
+    server = None
+    if getattr(args, "metrics_port", None) is not None:
+        from avfuse.ops.http import MetricsServer
+
+        server = MetricsServer(
+            snapshot=lambda: session.pipeline.snapshot,
+            host=args.metrics_host,
+            port=args.metrics_port,
+        ).start()
+    try:
+        if config_file is not None:
+            from avfuse.service import Service
+
+            service = Service(
+                config=config_file,
+                parser=args.run_parser,
+                argv=args.cli_argv,
+                build=reload_parts,
+            )
+            args.on_hup = service.request_reload
+            service.serve(session)
+            result = session.wait()
+        else:
+            from avfuse.service import sd_notify
+
+            sd_notify("READY=1")
+            result = session.wait()
+            sd_notify("STOPPING=1")
+    finally:
+        if server is not None:
+            server.stop()
+    assert result is not None  # no timeout
     if args.truth:
         from avfuse.engine.scoring import score_events
 
@@ -340,3 +407,72 @@ def run(args: argparse.Namespace) -> int:
         )
     print_outcome(result, args)
     return 0
+
+
+def reload_parts(args: argparse.Namespace):  # noqa: ANN201 - returns the Reconfig maker
+    """What a reloaded config asks for, as a function (pipeline, old, new) -> Reconfig.
+
+    Runs on the main thread: new models are loaded and warmed here, off the pipeline.
+    """
+    from avfuse.api import load_backend
+    from avfuse.api import model_options as api_options
+    from avfuse.engine.fusion import load_fusion
+    from avfuse.engine.model_slot import ModelOptions
+    from avfuse.engine.reconfig import Reconfig, prepare_slot
+    from avfuse.engine.sinks import make_sink
+    from avfuse.manifest import load_manifest
+
+    def make(pipe, *, old, new):  # noqa: ANN001, ANN202
+        wanted: dict[str, str] = {}
+        for spec in args.model or []:
+            name, sep, path = str(spec).partition("=")
+            if not sep or "/" in name:
+                name, path = load_manifest(spec).name, str(spec)
+            wanted[name] = path
+        running = {slot.name: slot for slot in pipe.slots}
+        remove, add_specs, changes = [], [], []
+        for name, slot in running.items():
+            path = wanted.get(name)
+            if path is None and wanted:
+                remove.append(name)
+                changes.append(f"model {name} removed")
+            elif path is not None and load_manifest(path).model_path != slot.manifest.model_path:
+                remove.append(name)
+                add_specs.append((name, path))
+                changes.append(f"model {name} replaced")
+        for name, path in wanted.items():
+            if name not in running:
+                add_specs.append((name, path))
+                changes.append(f"model {name} added")
+        names = [n for n in running if n not in remove] + [n for n, _ in add_specs]
+        opts = api_options(model_options(args), names)
+        options = {}
+        for name in running:
+            if name in remove:
+                continue
+            new_opts = opts.get(name, ModelOptions())
+            if new_opts != running[name].options:
+                options[name] = new_opts
+                changes.append(f"model {name} options")
+        add = []
+        for name, path in add_specs:
+            be = load_backend(path, backend=args.backend, device=args.device,
+                              threads=args.threads, name=name)  # fmt: skip
+            add.append(prepare_slot(pipe, be, opts.get(name, ModelOptions())))
+        sinks = None
+        if sinks_from(args) != [s.name for s in pipe.sink_set.sinks if s.durable or
+                                s.name == "console"]:  # fmt: skip
+            keep = {s.name: s for s in pipe.sink_set.sinks}
+            sinks = [keep.get(spec) or make_sink(spec) for spec in sinks_from(args)]
+            sinks += [s for s in pipe.sink_set.sinks if not s.durable and s.name != "console"]
+            changes.append("sinks")
+        fusion = None
+        if "fusion" in new.differs(old):
+            fusion = load_fusion(args.fusion) if args.fusion else None
+            changes.append("fusion plan")
+        return Reconfig(
+            add=add, remove=remove, options=options, sinks=sinks, fusion=fusion,
+            summary=", ".join(changes) or "nothing changed",
+        )  # fmt: skip
+
+    return make

@@ -34,7 +34,7 @@ reader went away stops it quietly ("stdout_closed").
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -160,6 +160,8 @@ class Pipeline:
         self.frames = 0
         self.wakeups = 0
         self._reconfig: Reconfig | None = None
+        #: called (on the pipeline's thread) once a started run has finished
+        self.on_finished: Callable[[], None] | None = None
         #: the latest live figures (see `_snapshot`), None before the first stats tick
         self.snapshot: dict[str, Any] | None = None
         #: the summary record, set at the end of the run
@@ -238,6 +240,8 @@ class Pipeline:
             self.error = e
         finally:
             self._finish()
+            if self.on_finished is not None:
+                self.on_finished()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a started pipeline to end; True when it has. Re-raises a worker error."""
