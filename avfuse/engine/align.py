@@ -174,8 +174,10 @@ class AudioStepper:
         self.window_samples = params.window_samples
         self.hop = hop
         self.ring = ring
-        if isinstance(params, WaveformParams) and params.pad_start:
-            self.next_end = params.chunk
+        if isinstance(params, WaveformParams):
+            # the first call after the first chunk (context zero-padded), or after a
+            # whole window (not rounded up to the chunk grid: the windows then start at 0)
+            self.next_end = params.chunk if params.pad_start else params.window_samples
         else:
             self.next_end = -(-self.window_samples // hop) * hop
         #: windows skipped because the consumer fell more than a ring behind

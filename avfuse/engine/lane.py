@@ -562,9 +562,11 @@ class Lane:
 
 
 def _can_stream(kernel: Any) -> bool:
-    """Whether the log-mel kernel can compute only new hops (its variant allows it)."""
-    check = getattr(type(kernel), "can_stream", None)
-    return bool(check(kernel.params)) if check is not None else True
+    """Whether the log-mel kernel's variant allows computing only the new hops (a centred,
+    max-referenced or frames-first log-mel needs its whole window every time)."""
+    from avfuse.kernels.streaming import StreamingLogMel
+
+    return StreamingLogMel.supports(kernel.params)
 
 
 __all__ = ["Item", "Lane"]

@@ -110,12 +110,6 @@ def test_the_packages_calibration_of_avfuse_values_gives_its_clip_scores(
         assert abs(value - clip[key]) <= kit.TOLERANCE, f"{key}: {value} against {clip[key]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="avfuse run refuses a log-mel with center=True or db_ref='max' (exit 2, 'this "
-    "log-mel cannot stream'): lane.py's _can_stream asks kernels for a can_stream that none "
-    "has, so StreamingLogMel is built for a feature it does not support",
-)
 @pytest.mark.timeout(240)
 def test_p808_mos_matches_the_package_window_by_window(
     tmp_path: Path, speech_wav: Path, reference: dict[str, Any]
@@ -131,12 +125,6 @@ def _hop_as_chunk(m: dict[str, Any]) -> None:
     del m["cadence"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with pad_start false the first window ends at ceil(window / chunk) chunks "
-    "(160000), not at the window's length (144160): with chunk 16000 every window starts "
-    "15840 samples after the package's",
-)
 @pytest.mark.timeout(240)
 def test_the_window_described_as_hop_sized_chunks_matches_the_package(
     tmp_path: Path, speech_wav: Path, reference: dict[str, Any]
