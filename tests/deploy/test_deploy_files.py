@@ -233,7 +233,7 @@ def test_unit_sandbox_exposure_stays_at_most_2(tmp_path: Path) -> None:
         pytest.skip(f"systemd-analyze has no --offline (systemd < 250): {proc.stderr.strip()}")
     score = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", proc.stdout)
     assert score, proc.stdout[-2000:] + proc.stderr
-    assert float(score.group(1)) <= 2.0, proc.stdout
+    assert float(score.group(1)) <= 2.0, f"exposure {score.group(1)} > 2.0\n{proc.stdout}"
 
 
 @pytest.mark.timeout(120)
@@ -243,22 +243,26 @@ def test_unit_restarts_on_failure_but_not_on_bad_input_and_stops_clean_on_sigter
     sigterm = re.search(r"(\d+) SIGTERM", codes)
     assert bad_input and sigterm, codes
     service = _unit(UNIT)["Service"]
-    assert service["Type"] == ["notify"] and service["NotifyAccess"] == ["main"]
-    assert service["Restart"] == ["on-failure"]
-    assert bad_input.group(1) in service["RestartPreventExitStatus"][-1].split()
-    assert sigterm.group(1) in service["SuccessExitStatus"][-1].split()
-    assert service["KillSignal"] == ["SIGTERM"] and service["KillMode"] == ["mixed"]
-    assert service["ExecReload"][-1].split()[-2:] == ["-HUP", "$MAINPID"]
-    assert service["WatchdogSec"] and service["TimeoutStopSec"]
-    assert service["User"][-1] not in ("", "root", "0")
-    assert {"audio", "video"} <= set(service["SupplementaryGroups"][-1].split())
-    assert service["ProtectSystem"] == ["strict"] and service["NoNewPrivileges"] == ["yes"]
+
+    def last(key: str) -> str:  # the value systemd uses: the last assignment wins
+        return service.get(key, [""])[-1]
+
+    assert last("Type") == "notify" and last("NotifyAccess") == "main"
+    assert last("Restart") == "on-failure"
+    assert bad_input.group(1) in last("RestartPreventExitStatus").split(), "exit 2 is restarted"
+    assert sigterm.group(1) in last("SuccessExitStatus").split(), "a drained stop reads as failed"
+    assert last("KillSignal") == "SIGTERM" and last("KillMode") == "mixed"
+    assert last("ExecReload").split()[-2:] == ["-HUP", "$MAINPID"]
+    assert last("WatchdogSec") and last("TimeoutStopSec")
+    assert last("User") not in ("", "root", "0")
+    assert {"audio", "video"} <= set(last("SupplementaryGroups").split())
+    assert last("ProtectSystem") == "strict" and last("NoNewPrivileges") == "yes"
     for directory in ("RuntimeDirectory", "StateDirectory", "CacheDirectory"):
-        assert service[directory] == ["avfuse"], directory
+        assert last(directory) == "avfuse", directory
     # the kernel and engine caches live where ProtectSystem=strict still lets them be written
-    env = dict(v.split("=", 1) for v in service["Environment"])
-    assert env["NUMBA_CACHE_DIR"].startswith("/var/cache/avfuse")
-    assert env["AVFUSE_CACHE_DIR"].startswith("/var/cache/avfuse")
+    env = dict(v.split("=", 1) for v in service.get("Environment", []))
+    assert env.get("NUMBA_CACHE_DIR", "").startswith("/var/cache/avfuse/")
+    assert env.get("AVFUSE_CACHE_DIR", "").startswith("/var/cache/avfuse")
 
 
 # --- Dockerfiles ---------------------------------------------------------------------
@@ -349,7 +353,7 @@ def test_healthcheck_port_is_the_port_the_config_serves_metrics_on(path: Path) -
 @pytest.mark.timeout(300)
 def test_deploy_files_use_only_flags_and_commands_the_cli_lists() -> None:
     uses = _uses()
-    places = {where.split()[0] for where, _, _ in uses}
+    places = {re.split(r"[ :]", where)[0] for where, _, _ in uses}
     for name in (UNIT.name, CONFIG.name, "README.md", *(p.name for p in DOCKERFILES)):
         assert name in places, f"found no avfuse command line in {name}: {sorted(places)}"
     wrong = []
