@@ -21,6 +21,7 @@ from avfuse import __version__
 from avfuse.commands._args import CommandParser, OneLineParser
 from avfuse.engine.control import StopToken
 from avfuse.errors import AvfuseError, StdoutClosed, exit_code_for
+from avfuse.logs import log, set_format
 from avfuse.signals import drain_on_signals, exit_status
 
 #: sub-command modules, in the order `--help` lists them
@@ -79,9 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     token = StopToken()
+    set_format(getattr(args, "log_format", "text") or "text")
     try:
         if getattr(args, "config", None):
             args = _with_config(parser, argv, args.config)
+            set_format(getattr(args, "log_format", "text") or "text")
         args.stop_token = token
         if getattr(args, "drains", False):
             on_hup = None
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             rc = int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print(f"avfuse {args.command}: interrupted", file=sys.stderr)
+        log("info", "interrupted", command=args.command)
         return 130
     except StdoutClosed:
         _quiet_stdout()
@@ -106,11 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return StdoutClosed.exit_code
     except AvfuseError as e:
-        print(f"avfuse {args.command}: error: {e}", file=sys.stderr)
+        log("error", str(e), command=args.command)
         return exit_code_for(e)
     code = exit_status(token.reason)
     if code is not None:
-        print(f"avfuse {args.command}: stopped by {token.reason}; output drained", file=sys.stderr)
+        log("info", f"stopped by {token.reason}; output drained", command=args.command)
         return code
     return rc
 

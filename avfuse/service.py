@@ -23,7 +23,6 @@ import argparse
 import os
 import queue
 import socket
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from avfuse.config import ConfigFile, merge_argv, read_config, reload_problem
 from avfuse.engine.records import Stats, WarningRecord
 from avfuse.engine.sinks import Sink
 from avfuse.errors import AvfuseError
+from avfuse.logs import log
 
 
 def sd_notify(message: str) -> bool:
@@ -129,12 +129,12 @@ class Service:
                     f"kept: {why}",
                 )
             )
-            print(f"avfuse run: reload refused: {why}", file=sys.stderr)
+            log("warning", f"reload refused: {why}", command="run")
             return
         pipe.request_reconfig(rc)
         rc.done.wait(30.0)
         if rc.error is not None:
-            print(f"avfuse run: reload failed: {rc.error}", file=sys.stderr)
+            log("error", f"reload failed: {rc.error}", command="run")
             return
         self.config = new
 

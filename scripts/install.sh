@@ -15,7 +15,7 @@ extras=""
 pkgs=(libportaudio2 ffmpeg)
 if [[ "${1:-}" == "--all" ]]; then
   extras="[all]"
-  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils)
+  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd)
 fi
 
 if command -v apt-get >/dev/null 2>&1; then

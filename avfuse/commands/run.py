@@ -217,6 +217,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ops = p.add_argument_group("service")
     ops.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="messages on stderr as text (default) or one JSON object a line (services)",
+    )
+    ops.add_argument(
         "--metrics-port",
         type=_args.int_range(0, 65535),
         default=None,
@@ -307,7 +313,7 @@ def _stream_args(args: argparse.Namespace) -> tuple[list[str], str | None, str |
 
 def print_outcome(result, args: argparse.Namespace) -> None:  # noqa: ANN001 - RunResult
     """Latency table on stderr (unless --quiet) and the --metrics file."""
-    if not args.quiet:
+    if not args.quiet and getattr(args, "log_format", "text") != "json":
         print(result.table, file=sys.stderr)
     if args.metrics:
         Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
