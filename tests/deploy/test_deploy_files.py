@@ -380,3 +380,14 @@ def test_pending_flags_are_used_and_not_yet_listed(command: str, flag: str) -> N
     if not listed:
         pytest.skip(f"`avfuse {command} {flag}` not listed yet: {PENDING_REASON}")
     pytest.fail(f"`avfuse {command} {flag}` is listed now: remove it from PENDING_* in this file")
+
+
+def test_the_example_config_is_one_avfuse_run_accepts(tmp_path: Path) -> None:
+    """The shipped example passes the same checks `avfuse run --config` makes."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "avfuse.cli", "config", "--check",
+         str(DEPLOY / "deploy.example.toml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "valid" in proc.stdout
