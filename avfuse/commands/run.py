@@ -131,8 +131,10 @@ def add_output_options(p: argparse.ArgumentParser, *, default_sink: str = "conso
         action="append",
         default=None,
         metavar="SINK",
-        help=f"where records go, repeatable: console, jsonl:PATH (- for stdout), "
-        f"video:PATH.mp4, window (default: {default_sink})",
+        help=f"where records go, repeatable: console, jsonl:PATH (- for stdout; "
+        f"add ,max_mb=M / ,every=1d / ,keep=N to rotate), video:PATH.mp4, "
+        f"webhook:URL[,backlog=N,timeout=S] (NDJSON POSTs, oldest dropped when the "
+        f"endpoint is down), window (default: {default_sink})",
     )
     g.add_argument("--show", action="store_true", help="also show a live window (= --sink window)")
     g.add_argument(

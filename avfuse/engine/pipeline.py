@@ -622,6 +622,7 @@ class Pipeline:
                 {"name": slot.name, "frames": slot.frames, "batches": slot.batches}
                 for slot in self.slots
             ),
+            sinks=tuple(f for s in self.sink_set.sinks if (f := s.figures()) is not None),
             stopped_by=self.stopped_by,
             model="+".join(slot.name for slot in self.slots),
         )

@@ -224,6 +224,7 @@ class Summary(Record):
             idle or slow stream costs few; a polling loop would show thousands a second).
         streams: per-stream figures (clocks, rings, counters, sync estimate).
         models: per-model figures (decisions, inference calls).
+        sinks: figures of sinks that keep some (a webhook's sent / dropped / failures).
         stopped_by: why the run ended: "end" (sources ended), "stop" (asked to),
             "duration", a signal name ("SIGINT", "SIGTERM", "SIGHUP"), "stdout_closed",
             "sinks_failed" or "error".
@@ -240,6 +241,7 @@ class Summary(Record):
     wakeups: int
     streams: tuple[Mapping[str, Any], ...]
     models: tuple[Mapping[str, Any], ...] = ()
+    sinks: tuple[Mapping[str, Any], ...] = ()
     stopped_by: str = "end"
 
 

@@ -8,7 +8,9 @@ latency stage.
     console        onsets and events as readable lines on stdout, warnings and faults on
                    stderr, a live status line on stderr (TTY)
     jsonl:PATH     every record as one JSON object a line (PATH "-" is stdout)
+    jsonl:PATH,max_mb=M,every=1d,keep=N   the same, rotated by size or age
     video:PATH     annotated video file (label, score, audio level on every frame)
+    webhook:URL    records POSTed as NDJSON, bounded backlog (see sink_webhook)
     window         a live OpenCV window (needs a display and a GUI build of OpenCV)
 
 Life cycle: `make_sink(spec)` only parses and checks the spec (no file is touched);
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -80,6 +83,10 @@ class Sink:
     def close(self) -> None:
         """Flush and release; called once at the end of the run, also after a signal."""
 
+    def figures(self) -> dict[str, Any] | None:
+        """Delivery figures for the summary's `sinks` list (None: this sink keeps none)."""
+        return None
+
 
 def _check_output_path(spec: str, path: Path) -> None:
     """Refuse a path that cannot be a file: a folder, or under a regular file."""
@@ -101,39 +108,121 @@ def _cannot_open(spec: str, path: Path, e: OSError) -> UsageError:
 
 
 class JsonlSink(Sink):
-    """Every record as one JSON object a line; flushed per line so nothing is lost on a crash."""
+    """Every record as one JSON object a line; flushed per line so nothing is lost on a crash.
 
-    def __init__(self, *, path: str | Path) -> None:
+    A box that runs for months rotates its file: past `max_bytes` (or `every_s` after it
+    was opened), PATH is renamed PATH.1 (PATH.1 to PATH.2, ...; the oldest past `keep`
+    is deleted) and a new PATH is opened, between two records, so no line is ever split.
+    A rotating sink appends to an existing PATH (a restarted service keeps what the last
+    run wrote); a plain one starts the file afresh.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        max_bytes: int | None = None,
+        every_s: float | None = None,
+        keep: int = 5,
+        spec: str | None = None,
+    ) -> None:
         text = str(path)
-        self.name = f"jsonl:{text}"
+        self.name = spec or f"jsonl:{text}"
         self.to_stdout = text == "-"
         self.path = None if self.to_stdout else Path(text)
         if self.path is not None:
             _check_output_path(self.name, self.path)
+        if self.to_stdout and (max_bytes or every_s):
+            raise UsageError(f"--sink {self.name}: stdout cannot be rotated")
+        if max_bytes is not None and max_bytes < 1000:
+            raise UsageError(f"--sink {self.name}: max_mb must be at least 0.001 (1 kB)")
+        if every_s is not None and every_s < 1:
+            raise UsageError(f"--sink {self.name}: every must be at least 1 s")
+        if not 1 <= keep <= 10_000:
+            raise UsageError(f"--sink {self.name}: keep must be 1..10000")
+        self.max_bytes, self.every_s, self.keep = max_bytes, every_s, keep
         self._file: TextIO | None = None
+        self._bytes = 0
+        self._opened = 0.0
+        self.rotations = 0
+
+    def _open(self) -> None:
+        assert self.path is not None  # not stdout
+        rotating = self.max_bytes is not None or self.every_s is not None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            mode = "a" if rotating else "w"
+            self._file = open(self.path, mode, encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._bytes = self._file.tell() if rotating else 0
+        except OSError as e:
+            raise _cannot_open(self.name, self.path, e) from e
+        self._opened = time.monotonic()
 
     def on_start(self, info: RunInfo) -> None:
         if self.to_stdout:
             self._file = sys.stdout
             return
-        assert self.path is not None  # not stdout
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        except OSError as e:
-            raise _cannot_open(self.name, self.path, e) from e
+        self._open()
+
+    def _rotate(self) -> None:
+        assert self.path is not None and self._file is not None
+        self._file.close()
+        p = self.path
+        oldest = p.with_name(f"{p.name}.{self.keep}")
+        if oldest.exists():
+            oldest.unlink()
+        for k in range(self.keep - 1, 0, -1):
+            src = p.with_name(f"{p.name}.{k}")
+            if src.exists():
+                src.rename(p.with_name(f"{p.name}.{k + 1}"))
+        p.rename(p.with_name(f"{p.name}.1"))
+        self.rotations += 1
+        self._open()
 
     def on_record(self, record: Record) -> None:
         f = self._file
         if f is None:
             raise RuntimeError(f"{self.name} was not started")
-        f.write(record.json_line() + "\n")
+        line = record.json_line() + "\n"
+        f.write(line)
         f.flush()
+        if self.max_bytes is None and self.every_s is None:
+            return
+        self._bytes += len(line.encode())
+        due = self.every_s is not None and time.monotonic() - self._opened >= self.every_s
+        if (self.max_bytes is not None and self._bytes >= self.max_bytes) or due:
+            self._rotate()
 
     def close(self) -> None:
         f, self._file = self._file, None
         if f is not None and not self.to_stdout:
             f.close()  # raises if the last flush fails: the run reports it
+
+
+def _sink_options(spec: str, arg: str, known: dict[str, type]) -> tuple[str, dict[str, object]]:
+    """`PATH,key=value,...` -> (PATH, {key: value}); unknown keys are refused."""
+    head, *rest = arg.split(",")
+    opts: dict[str, object] = {}
+    for item in rest:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise UsageError(
+                f"--sink {spec}: {item!r} is not an option; use {', '.join(known)} (key=value)"
+            )
+        try:
+            opts[key] = known[key](value)
+        except ValueError:
+            raise UsageError(f"--sink {spec}: {key}={value!r} is not a number") from None
+    return head, opts
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration_s(text: str) -> float:
+    text = text.strip()
+    unit = _DURATION_UNITS.get(text[-1:])
+    return float(text[:-1]) * unit if unit else float(text)
 
 
 class MemorySink(Sink):
@@ -402,7 +491,8 @@ class WindowSink(Sink):
 
 
 def make_sink(spec: str) -> Sink:
-    """Build a sink from a --sink value: console, jsonl:PATH, video:PATH, window.
+    """Build a sink from a --sink value: console, jsonl:PATH[,max_mb=M,every=1d,keep=N],
+    video:PATH, webhook:URL[,backlog=N,timeout=S], window.
 
     Only parses and checks the spec; nothing is opened until `on_start`.
     """
@@ -410,13 +500,27 @@ def make_sink(spec: str) -> Sink:
     if kind == "console" and not arg:
         return ConsoleSink()
     if kind == "jsonl" and arg:
-        return JsonlSink(path=arg)
+        path, opts = _sink_options(spec, arg, {"max_mb": float, "every": _duration_s, "keep": int})
+        max_mb = opts.get("max_mb")
+        return JsonlSink(
+            path=path,
+            max_bytes=int(float(max_mb) * 1e6) if max_mb is not None else None,  # type: ignore[arg-type]
+            every_s=opts.get("every"),  # type: ignore[arg-type]
+            keep=int(opts.get("keep", 5)),  # type: ignore[call-overload]
+            spec=spec,
+        )
+    if kind == "webhook" and arg:
+        from avfuse.engine.sink_webhook import WebhookSink
+
+        url, opts = _sink_options(spec, arg, {"backlog": int, "timeout": float})
+        return WebhookSink(url=url, spec=spec, **opts)  # type: ignore[arg-type]
     if kind == "video" and arg:
         return VideoFileSink(path=arg)
     if kind == "window" and not arg:
         return WindowSink()
     raise UsageError(
-        f"unknown sink {spec!r}; use console, jsonl:PATH (- for stdout), video:PATH.mp4 or window"
+        f"unknown sink {spec!r}; use console, jsonl:PATH (- for stdout), video:PATH.mp4, "
+        "webhook:URL or window"
     )
 
 
