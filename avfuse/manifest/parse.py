@@ -566,6 +566,12 @@ def check_consistency(m: Manifest) -> None:
             raise ManifestError(
                 "the driving output needs a batch dimension", field=f"outputs[{i}].shape"
             )
+        if driver.shape is not None and len(driver.shape) >= 3 and driver.pool == "none":
+            raise ManifestError(
+                f"the driving output {driver.name!r} is a sequence {list(driver.shape)}: set its 'pool' to "
+                "mean, max or last",
+                field=f"outputs[{i}].pool",
+            )
         n = _classes(driver)
         if driver.kind != "score" and n is not None and n != len(driver.labels):
             field = "labels" if m.version == 1 else f"outputs[{i}].labels"
@@ -614,6 +620,13 @@ def _check_input_shape(m: Manifest, s: TensorSpec, w: str) -> None:
     want = expected_shape(s)
     if want is None:
         return
+    if s.modality == "video" and len(s.shape) == 5:  # [batch, frames, ...]: a frame stack
+        if not isinstance(s.shape[1], int) or s.shape[1] < 1:
+            raise ManifestError(
+                f"a stacked video input needs a fixed frame count, got {s.shape[1]!r}",
+                field=f"{w}.shape",
+            )
+        want = (want[0], s.shape[1], *want[1:])
     what = {"audio": "audio", "video": "video", "mask": "mask"}[s.modality or ""]
     core_ok = len(s.shape) == len(want) and all(
         isinstance(a, str) or a == b for a, b in zip(s.shape[1:], want[1:], strict=True)

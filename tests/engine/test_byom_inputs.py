@@ -129,12 +129,6 @@ def test_nhwc_bgr_colour_keeps_the_cameras_channel_order(tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stacked-frames video input [batch, N, C, H, W] is refused by "
-    "check_consistency/_check_input_shape (expected_shape only knows rank 4), although "
-    "Lane supports stacks (lane._stack for a 5-D video spec)",
-)
 def test_stacked_frames_input_holds_the_last_three_frames_oldest_first(tmp_path: Path) -> None:
     # frame k is gray level 10 k; the input holds frames k-2, k-1, k (zeros before the start)
     frames = [g.gray_frame(10 * k) for k in range(6)]

@@ -61,25 +61,18 @@ def test_sequence_output_is_pooled_over_its_steps(tmp_path: Path, pool: str, sco
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.xfail(
-    strict=True,
-    reason="a driving sequence output with pool 'none' is refused only when the first "
-    "batch is post-processed (OutputReader._pool raises UsageError inside the run), after "
-    "the sinks were opened and the sources started; resolve() knows the output's rank "
-    "and should refuse it at load (ManifestError field outputs[0].pool)",
-)
 def test_a_sequence_driving_output_without_pool_is_refused_before_any_sink_opens(
     tmp_path: Path,
 ) -> None:
     from avfuse.api import run
 
-    be = g.load(g.write(tmp_path / "seq", g.bright_sequence(pool="none")))
     out = tmp_path / "out.jsonl"
-    try:
-        with pytest.raises((ManifestError, UsageError)) as e:
+    with pytest.raises((ManifestError, UsageError)) as e:  # at load, from the graph's rank
+        be = g.load(g.write(tmp_path / "seq", g.bright_sequence(pool="none")))
+        try:
             run(sources=[ScriptedSource(audio=False)], backend=be, sinks=[f"jsonl:{out}"])
-    finally:
-        be.close()
+        finally:
+            be.close()
     assert "pool" in str(e.value) and "'seq'" in str(e.value)
     assert not out.exists()
 

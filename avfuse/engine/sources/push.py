@@ -9,9 +9,13 @@ Time. A timestamp is seconds on the app's own media timeline (a camera's PTS, a
 sample counter / rate, ...) and must increase per modality; a step back is a
 `ValueError`, never silently reordered. Audio and video timestamps are on ONE timeline
 (the app says how they relate). For a live source (`live=True`, the default) each push
-is also stamped with the host clock at arrival, and the pipeline's clock fit maps the
-app's timeline to host time, so arrival jitter is averaged out; `audio_latency_s`,
-`video_latency_s` say how long before the push the data was captured. A non-live push
+is also stamped with the host clock at arrival, and ONE clock fit over both modalities'
+(timestamp, arrival) pairs maps the app's timeline to host time: data never arrives
+before it was captured, so the fit follows the lower envelope of the arrivals (as for a
+network stream). Arrival jitter and bursts are averaged out, and audio that an app
+hands over later than the frames it belongs with (a callback with a deeper buffer)
+still lands where its timestamps say. `audio_latency_s`, `video_latency_s` say how long
+before the push the data was captured, when the app knows. A non-live push
 source (the app replays recorded media as fast as it likes) is stamped on a virtual
 host clock from the timestamps, and the pipeline reads it without dropping anything:
 a push then blocks while the pipeline catches up (back-pressure).
@@ -29,6 +33,7 @@ import time
 
 import numpy as np
 
+from avfuse.engine.clock import ClockModel
 from avfuse.engine.sources.base import (
     AudioFormat,
     FrameSink,
@@ -80,6 +85,7 @@ class PushSource(Source):
         self._origin_t: float | None = None
         self._last = {"audio": -np.inf, "video": -np.inf}
         self._lock = threading.Lock()
+        self._fit = ClockModel(envelope=0.02) if live else None  # app timeline -> host
 
     def _open(self) -> SourceInfo:
         audio = AudioFormat(sample_rate=self.sample_rate) if self.sample_rate else None
@@ -108,15 +114,21 @@ class PushSource(Source):
         with self._lock:  # audio and video may be pushed from two threads
             if self._origin_t is None:
                 self._origin_t, self._origin_ns = t, time.monotonic_ns()
-        assert self._origin_ns is not None and self._origin_t is not None
-        if self.live:
-            return t, time.monotonic_ns() - latency_ns
-        return t, self._origin_ns + round((t - self._origin_t) * 1e9)
+            assert self._origin_ns is not None and self._origin_t is not None
+            if self._fit is None:
+                return t, self._origin_ns + round((t - self._origin_t) * 1e9)
+            arrival = time.monotonic_ns() - latency_ns
+            self._fit.update(t, arrival)
+            fit = self._fit.fit
+            # captured no later than it arrived: the fit only ever moves a push earlier
+            return t, arrival if fit is None else min(arrival, fit.to_host(t))
 
     def _target(self) -> FrameSink:
         if self._ended.is_set():
             raise UsageError(f"push source {self.name!r} was ended; make a new one")
-        if not self._ready.wait(10.0) or self._sink is None:
+        # not started at all: refuse now; started: wait (bounded) for its thread to run
+        never_started = self._thread is None and not self._ready.is_set()
+        if never_started or not self._ready.wait(10.0) or self._sink is None:
             raise UsageError(
                 f"push source {self.name!r} is not running: start the pipeline before pushing"
             )

@@ -140,13 +140,6 @@ def test_live_frames_are_timed_by_the_apps_clock_not_by_their_arrival(load) -> N
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.xfail(
-    strict=True,
-    reason="a live PushSource's audio and video get separate clock fits from their own "
-    "arrival times (SampleClock vs the video ClockModel in Ingest), so audio the app "
-    "delivers 0.3 s after the frames it belongs with (same timeline) is aligned 0.3 s "
-    "late, against the module's promise that both are on ONE timeline",
-)
 def test_live_audio_and_video_are_aligned_by_their_timestamps_not_by_delivery(load) -> None:
     # the app's audio callback hands over 100 ms blocks 0.3 s after capture; frames come
     # on time. Both carry timestamps on the app's one timeline. Card: frames 30..59;
@@ -213,12 +206,6 @@ def test_a_push_after_end_is_refused(load) -> None:
 
 
 @pytest.mark.timeout(15)
-@pytest.mark.xfail(
-    strict=True,
-    reason="PushSource._target waits 10 s for a pipeline that was never started "
-    "(self._ready.wait(10.0)) before refusing; a source whose start() was never called "
-    "can refuse at once",
-)
 def test_a_push_before_the_pipeline_starts_is_refused_at_once() -> None:
     src = PushSource(sample_rate=None, video=FMT)
     outcome: list[BaseException] = []
