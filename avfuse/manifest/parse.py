@@ -568,8 +568,8 @@ def check_consistency(m: Manifest) -> None:
             )
         if driver.shape is not None and len(driver.shape) >= 3 and driver.pool == "none":
             raise ManifestError(
-                f"the driving output {driver.name!r} is a sequence {list(driver.shape)}: set its 'pool' to "
-                "mean, max or last",
+                f"the driving output {driver.name!r} is a sequence {list(driver.shape)}: "
+                "set its 'pool' to mean, max or last",
                 field=f"outputs[{i}].pool",
             )
         n = _classes(driver)
