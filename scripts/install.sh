@@ -14,7 +14,7 @@ extras=""
 pkgs=(libportaudio2 ffmpeg)
 if [[ "${1:-}" == "--all" ]]; then
   extras="[all]"
-  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils)
+  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils prometheus)
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
