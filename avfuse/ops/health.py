@@ -7,7 +7,7 @@ snapshot that says it is no longer running means the run ended. Before the first
 the age counts from when the watcher started, so warm-up is not a failure until it has
 taken longer than `stale_after_s` too.
 
-Readiness answers "is it doing its job yet?": a snapshot exists, the run goes on, and
+Readiness answers "is it doing its job?": a fresh snapshot exists, the run goes on, and
 decisions are being made or at least one source is up.
 
 Both are pure functions of (snapshot, time), so the HTTP endpoints and a systemd watchdog
@@ -77,12 +77,16 @@ def liveness(
     return Verdict(True, f"ok: figures {age:.1f} s old")
 
 
-def readiness(snapshot: Mapping[str, Any] | None) -> Verdict:
-    """Whether the run does its job: running, and decisions flowing or a source up."""
+def readiness(snapshot: Mapping[str, Any] | None, *, now_ns: int, stale_after_s: float) -> Verdict:
+    """Whether the run does its job: running with fresh figures, and decisions flowing or a
+    source up. Stale figures are not ready either: nobody knows what the run does then."""
     if snapshot is None:
         return Verdict(False, "not ready: no figures published yet (warming up)")
     if not snapshot.get("running", False):
         return Verdict(False, "not ready: the run has ended")
+    age = snapshot_age_s(snapshot, now_ns)
+    if age >= stale_after_s:
+        return Verdict(False, f"not ready: the figures are {age:.1f} s old (stale)")
     up, total = streams_up(snapshot)
     frames = int(snapshot.get("frames", 0))
     if frames > 0 or up > 0:

@@ -4,7 +4,8 @@
                    nothing of prometheus_client's process-wide default registry leaks in)
     GET /healthz   200 while the run goes on and its snapshot is younger than
                    `stale_after_s`, else 503; the body is one line saying why
-    GET /readyz    200 once the run makes decisions or has a source up, else 503
+    GET /readyz    200 while the run makes decisions or has a source up (fresh figures),
+                   else 503
 
 It listens on 127.0.0.1 unless told otherwise: the figures name streams and models, and an
 edge box should not show them to its network by accident. Requests are served by a
@@ -147,7 +148,7 @@ class MetricsServer:
 
     def ready(self) -> Verdict:
         """The /readyz verdict (see avfuse.ops.health.readiness)."""
-        return readiness(self._snapshot())
+        return readiness(self._snapshot(), now_ns=now_ns(), stale_after_s=self.stale_after_s)
 
     # ------------------------------------------------------------------ lifecycle
     @property
