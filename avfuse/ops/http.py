@@ -38,7 +38,10 @@ class _Handler(BaseHTTPRequestHandler):
     """Routes the three paths; everything else is 404 (HEAD answers like GET, no body)."""
 
     server: _Server
-    protocol_version = "HTTP/1.1"
+    #: HTTP/1.0: one request per connection, so no kept-alive connection outlives `stop`
+    protocol_version = "HTTP/1.0"
+    #: a client that sends nothing for this long is dropped (its thread must not linger)
+    timeout = 10.0
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
         self._answer(body=True)
@@ -84,6 +87,10 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Silent: a scraper that hung up mid-answer is no fault of the run's (the default
+        prints a traceback to stderr)."""
 
 
 class MetricsServer:
