@@ -15,7 +15,7 @@ extras=""
 pkgs=(libportaudio2 ffmpeg)
 if [[ "${1:-}" == "--all" ]]; then
   extras="[all]"
-  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd)
+  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus)
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -26,6 +26,11 @@ if command -v apt-get >/dev/null 2>&1; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
       "${pkgs[@]}" >/dev/null
+    # the tests start their own Prometheus on 127.0.0.1; Debian's package would also
+    # enable a system-wide one listening on every interface (only where systemd runs)
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+      $sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+    fi
   else
     echo "not root and no sudo: install these yourself: ${pkgs[*]}" >&2
   fi
