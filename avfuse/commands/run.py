@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from avfuse.commands import _args
 from avfuse.errors import UsageError
@@ -366,16 +367,25 @@ def run(args: argparse.Namespace) -> int:
         from avfuse.service import WatchdogSink
 
         kwargs["sinks"] = [*kwargs["sinks"], WatchdogSink()]  # type: ignore[list-item]
-    session = start(**kwargs)  # type: ignore[arg-type]
     server = None
+    started: list[Any] = []  # the session, once started (the server answers before it)
     if getattr(args, "metrics_port", None) is not None:
         from avfuse.ops.http import MetricsServer
 
-        server = MetricsServer(
-            snapshot=lambda: session.pipeline.snapshot,
+        tick = kwargs["config"].stats_interval_s  # figures are published each tick
+        server = MetricsServer(  # bound first: a port in use fails before anything runs
+            snapshot=lambda: started[0].pipeline.snapshot if started else None,
             host=args.metrics_host,
             port=args.metrics_port,
+            stale_after_s=max(5.0, 3 * tick),
         ).start()
+    try:
+        session = start(**kwargs)  # type: ignore[arg-type]
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
+    started.append(session)
     try:
         if config_file is not None:
             from avfuse.service import Service

@@ -492,7 +492,14 @@ class Pipeline:
                 self.sink_set.send(r)
 
     def _stats(self, fps: float) -> None:
-        stats = Stats(
+        stats = self._make_stats(fps)
+        self._interval.reset()
+        self.snapshot = self._snapshot(stats)
+        for s in self.sink_set.sinks:
+            self.sink_set.call(s, "on_stats", stats)
+
+    def _make_stats(self, fps: float) -> Stats:
+        return Stats(
             fps=round(fps, 2),
             frames=self.frames,
             events=self.sink_set.events,
@@ -508,14 +515,14 @@ class Pipeline:
                 for lane in st.lanes
             },
         )
-        self._interval.reset()
-        self.snapshot = self._snapshot(stats)
-        for s in self.sink_set.sinks:
-            self.sink_set.call(s, "on_stats", stats)
 
     def _snapshot(self, stats: Stats) -> dict[str, Any]:
         """The live figures, made on the pipeline's thread and published whole (an exporter
         on another thread reads `self.snapshot`, never the live objects)."""
+        cap = self.metrics.hist["capture_to_ring"]  # the capture threads' own histograms
+        cap.reset()
+        for st in self.streams:
+            cap.merge(st.ingest.capture_to_ring)
         stages = {}
         for name, h in self.metrics.hist.items():
             stages[name] = {
@@ -533,7 +540,11 @@ class Pipeline:
                 "video_up": ing.video_up,
                 "video_absent": st.video_absent,
                 "waiting": st.waiting,
-                "counters": dict(ing.counters),
+                "events": self.sink_set.events_by_stream.get(st.name, 0),
+                "counters": {
+                    **ing.counters,
+                    **{k: v for k, v in ing.stats().items() if k.endswith("_overruns")},
+                },
                 "drops": st.drops(),
             }
             if ing.audio_clock is not None:
@@ -593,6 +604,9 @@ class Pipeline:
                     self.sink_set.send(r)
             self.summary = self._summary()
             self.sink_set.send(self.summary)
+            # the last figures, marked not running, for an exporter still being scraped
+            wall = max(self.summary.wall_s, 1e-9)
+            self.snapshot = self._snapshot(self._make_stats(self.frames / wall))
         finally:
             self.sink_set.close()
 

@@ -55,8 +55,9 @@ class SinkSet:
         self.failures: list[SinkFailure] = []
         #: True when a sink's stdout reader went away
         self.stdout_closed = False
-        #: event records sent
+        #: event records sent, in all and per stream
         self.events = 0
+        self.events_by_stream: dict[str, int] = {}
 
     @property
     def frame_sinks(self) -> list[Sink]:
@@ -72,6 +73,8 @@ class SinkSet:
         """One record to every working sink."""
         if isinstance(record, Event):
             self.events += 1
+            key = record.stream or ""
+            self.events_by_stream[key] = self.events_by_stream.get(key, 0) + 1
         for s in self.sinks:
             if s is not skip:
                 self.call(s, "on_record", record)

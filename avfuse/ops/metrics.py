@@ -66,6 +66,14 @@ INGEST_COUNTERS: dict[str, tuple[str, str]] = {
         "avfuse_backpressure_timeouts_total",
         "Times a file source waited too long for room in a ring.",
     ),
+    "audio_overruns": (
+        "avfuse_audio_ring_overruns_total",
+        "Audio overwritten in the ring before it was read (the pipeline fell behind).",
+    ),
+    "video_overruns": (
+        "avfuse_video_ring_overruns_total",
+        "Frames overwritten in the ring before they were read (the pipeline fell behind).",
+    ),
 }
 
 SERIES: tuple[Series, ...] = (
@@ -84,6 +92,7 @@ SERIES: tuple[Series, ...] = (
         "Decisions made on the stream (frames or audio windows processed), all models.",
     ),
     Series("avfuse_events_total", "counter", (), "Event records written."),
+    Series("avfuse_stream_events_total", "counter", _S, "Event records about the stream."),
     Series("avfuse_wakeups_total", "counter", (), "Wake-ups of the pipeline loop."),
     Series(
         "avfuse_drops_total",
@@ -108,7 +117,7 @@ SERIES: tuple[Series, ...] = (
         "histogram",
         ("stage",),
         "Latency per pipeline stage (align_wait, preprocess, inference, postprocess, sink, "
-        "end_to_end; capture_to_ring is filled in the summary only).",
+        "end_to_end, capture_to_ring).",
     ),
     Series("avfuse_waiting_items", "gauge", _S, "Items taken and waiting for their audio."),
     Series("avfuse_modality_up", "gauge", _SMOD, "1 while the stream's source delivers it."),
@@ -282,6 +291,7 @@ class SnapshotCollector:
         """Add one stream's figures."""
         name = str(s.get("name"))
         fam["avfuse_frames_total"].add_metric([name], _nan(s.get("frames", 0)))
+        fam["avfuse_stream_events_total"].add_metric([name], _nan(s.get("events", 0)))
         fam["avfuse_waiting_items"].add_metric([name], _nan(s.get("waiting", 0)))
         fam["avfuse_video_absent"].add_metric([name], 1.0 if s.get("video_absent") else 0.0)
         for modality in ("audio", "video"):

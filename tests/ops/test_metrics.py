@@ -240,14 +240,19 @@ def test_health_and_readiness_follow_the_run_from_start_to_stale(tiny) -> None: 
         assert _get(server.url + "/healthz")[0] == 200
         code, body = _get(server.url + "/readyz")
         assert code == 200 and body.startswith("ready:"), body
+        live = pipe.snapshot  # a snapshot of the running pipeline
         assert pipe.wait(30)
-        last = pipe.snapshot
-        time.sleep(max(0.0, 1.05 - (time.monotonic_ns() - last["time_ns"]) / 1e9))
+        # the pipeline's last snapshot says the run ended: at once, not once stale
+        assert pipe.snapshot["running"] is False
+        assert _get(server.url + "/healthz") == (503, "the run has ended\n")
+    # figures of a running pipeline that stopped coming (a hung loop) go stale
+    with MetricsServer(snapshot=lambda: live, port=0, stale_after_s=1.0) as server:
+        time.sleep(max(0.0, 1.05 - (time.monotonic_ns() - live["time_ns"]) / 1e9))
         code, body = _get(server.url + "/healthz")
         assert code == 503 and body.startswith("stale:") and body.count("\n") == 1, body
         code, body = _get(server.url + "/readyz")
         assert code == 503 and "stale" in body
-        assert val(scrape(last, stale_after_s=1.0), "avfuse_up") == 0.0
+        assert val(scrape(live, stale_after_s=1.0), "avfuse_up") == 0.0
 
 
 def test_an_ended_run_is_neither_alive_nor_ready(run: Run) -> None:

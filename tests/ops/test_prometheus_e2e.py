@@ -1,11 +1,11 @@
 """A real Prometheus server (Debian's `prometheus` package) scrapes a real run's metrics.
 
 Prometheus listens on 127.0.0.1 with its own temporary config and storage, scraping the
-run's `MetricsServer` every second; the run is the synthetic A/V scene through the bundled
-model, played at its own pace. The test then asks Prometheus's HTTP API, not the exporter,
-for every series docs/metrics.md documents, and checks their values are sane. Everything
-started is stopped by its PID. Install the server with `apt-get install -y prometheus`
-(scripts/install.sh --all does).
+metrics endpoint of a real `avfuse run --metrics-port` process every second; the run is
+the synthetic A/V scene through the bundled model, played at its own pace. The test then
+asks Prometheus's HTTP API, not the exporter, for every series docs/metrics.md documents,
+and checks their values are sane. Everything started is stopped by its PID. Install the
+server with `apt-get install -y prometheus` (scripts/install.sh --all does).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import pytest
 
 pytest.importorskip("prometheus_client", reason="pip install 'avfuse[metrics]'")
 
-from avfuse import api  # noqa: E402
-from avfuse.engine.pipeline_config import PipelineConfig  # noqa: E402
-from avfuse.ops.http import MetricsServer  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+
 from tests.fixtures.ffmpeg import free_port  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus")
@@ -121,29 +121,46 @@ def documented_samples() -> set[str]:
 
 
 @pytest.fixture
-def scraped_run(tmp_path: Path) -> Iterator[tuple[Prometheus, MetricsServer]]:
-    """A realtime synthetic run with its MetricsServer, scraped by a real Prometheus."""
-    cfg = PipelineConfig(realtime=True, stats_interval_s=0.5)
-    session = api.start(sources=["synthetic"], sinks=[], config=cfg, duration_s=120)
-    server = MetricsServer(snapshot=lambda: session.pipeline.snapshot, port=0)
+def scraped_run(tmp_path: Path) -> Iterator[tuple[Prometheus, str]]:
+    """`avfuse run --metrics-port` on the synthetic scene, scraped by a real Prometheus;
+    yields the Prometheus and the run's metrics URL."""
+    port = free_port(socket.SOCK_STREAM)
+    cmd = [sys.executable, "-m", "avfuse.cli", "run", "--source", "synthetic", "--realtime",
+           "--duration", "120", "--sink", f"jsonl:{tmp_path / 'records.jsonl'}",
+           "--metrics-port", str(port)]  # fmt: skip
+    run = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=open(tmp_path / "run.err", "wb"))  # fmt: skip  # noqa: SIM115
+    url = f"http://127.0.0.1:{port}"
     prom: Prometheus | None = None
     try:
-        server.start()
-        prom = Prometheus(tmp_path, target=f"127.0.0.1:{server.port}")
-        yield prom.start(), server
+        deadline = time.monotonic() + 60
+        while True:  # bounded wait for the endpoint (the run loads its model first)
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2):
+                    break
+            except (urllib.error.URLError, OSError):
+                if run.poll() is not None or time.monotonic() > deadline:
+                    err = (tmp_path / "run.err").read_text()
+                    pytest.fail(f"avfuse run served no metrics: {err}")
+                time.sleep(0.2)
+        prom = Prometheus(tmp_path, target=f"127.0.0.1:{port}")
+        yield prom.start(), url
     finally:
         if prom is not None:
             prom.stop()
-        server.stop()
-        session.stop()
-        session.wait(60)
+        run.terminate()  # SIGTERM: the run drains and exits 143
+        try:
+            run.wait(30)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.wait(10)
 
 
 @pytest.mark.timeout(240)
 def test_a_real_prometheus_scrapes_every_documented_series_with_sane_values(
-    scraped_run: tuple[Prometheus, MetricsServer],
+    scraped_run: tuple[Prometheus, str],
 ) -> None:
-    prom, server = scraped_run
+    prom, url = scraped_run
     # wait (bounded) until Prometheus holds several scrapes of a run making decisions
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -188,5 +205,5 @@ def test_a_real_prometheus_scrapes_every_documented_series_with_sane_values(
     assert 0 <= age < 5
     # and the run answers its probes while Prometheus watches
     for path in ("/healthz", "/readyz"):
-        with urllib.request.urlopen(server.url + path, timeout=10) as r:
+        with urllib.request.urlopen(url + path, timeout=10) as r:
             assert r.status == 200
