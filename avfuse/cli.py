@@ -24,7 +24,7 @@ from avfuse.errors import AvfuseError, StdoutClosed, exit_code_for
 from avfuse.signals import drain_on_signals, exit_status
 
 #: sub-command modules, in the order `--help` lists them
-COMMANDS = ("demo", "run", "devices", "info", "train", "export", "bench")
+COMMANDS = ("demo", "run", "devices", "doctor", "info", "train", "export", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
