@@ -12,17 +12,20 @@ from avfuse.manifest import load_manifest
 
 
 @pytest.mark.timeout(120)
-def test_the_bundled_samples_are_inputs_the_bundled_model_recognises() -> None:
+def test_each_modality_of_the_samples_carries_its_digit() -> None:
     m = load_manifest(default_model_path())
     s = build_samples(m)
     assert len(s) == 60  # 40 cards with their utterances, then 10 audio-only, 10 video-only
-    assert s.labels[:40] == [m.labels.index(str(d)) for d in range(10) for _ in range(4)]
+    digits = [d for d in range(10) for _ in range(4)] + list(range(10)) * 2
+    assert s.labels == [m.labels.index(str(d)) for d in digits]
     with create_backend("ort", threads=1) as be:
         be.load(m)
-        tops = [int(np.argmax(be.infer(f)["logits"][0])) for f in s.feeds]
-    right = sum(t == lab for t, lab in zip(tops, s.labels, strict=True))
-    # chance is 1/11; wrong pre-processing (no normalisation, a swapped layout) is near it
-    assert right >= 48, f"{right}/60 recognised"
+        right = [int(np.argmax(be.infer(f)["logits"][0])) == lab
+                 for f, lab in zip(s.feeds, s.labels, strict=True)]  # fmt: skip
+    # chance is 1/11: a window without its utterance, or a frame without its card, is near it
+    assert sum(right[:40]) >= 36, right
+    assert sum(right[40:50]) >= 7, f"audio only: {right[40:50]}"
+    assert sum(right[50:]) >= 7, f"video only: {right[50:]}"
 
 
 @pytest.mark.timeout(120)
