@@ -13,6 +13,10 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+#: the environment the suite started with: the `pulse` fixture points PULSE_SERVER at its
+#: own server for the rest of the session, and runs compared with each other must not see
+#: different sound servers depending on the order the tests ran in
+BASE_ENV = dict(os.environ)
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,9 @@ class DoctorRun:
 def run_doctor_cli(
     *args: str, env: dict[str, str] | None = None, prelude: str = "", timeout: float = 120
 ) -> DoctorRun:
-    """`python -m avfuse.cli doctor ARGS` from this checkout (`prelude` runs first)."""
-    base = dict(os.environ if env is None else env)
+    """`python -m avfuse.cli doctor ARGS` from this checkout (`prelude` runs first; `env`
+    defaults to `BASE_ENV`)."""
+    base = dict(BASE_ENV if env is None else env)
     base["PYTHONPATH"] = str(REPO) + os.pathsep + base.get("PYTHONPATH", "")
     code = f"{prelude}import sys\nfrom avfuse.cli import main\nsys.exit(main({list(args)!r}))\n"
     p = subprocess.run(
