@@ -2,13 +2,13 @@
 reference on the bundled samples, and is timed single-stream.
 
 The reference is ONNX Runtime on CPU with graph optimisations off and one thread: the
-plainest execution of the graph. Every backend present (ONNX Runtime CPU as `avfuse run`
-configures it; the CUDA and TensorRT execution providers where onnxruntime-gpu is
-installed; native TensorRT; torch on cpu and cuda) runs the same samples through the
-public `Backend` API and is compared output by output: top-1 agreement on the model's
-driving output and the largest absolute error over all outputs. Latency is the runtime's
-own time per call (`Backend.last_infer_ms`) over `calls` batch-1 calls after a warm-up,
-with one intra-op thread (`THREADS`).
+plainest execution of the graph. Every backend present (ONNX Runtime CPU with its graph
+optimisations on, as `avfuse run` loads it; the CUDA and TensorRT execution providers
+where onnxruntime-gpu is installed; native TensorRT; torch on cpu and cuda) runs the
+same samples through the public `Backend` API and is compared output by output: top-1
+agreement on the model's driving output and the largest absolute error over all
+outputs. Latency is the runtime's own time per call (`Backend.last_infer_ms`) over
+`calls` batch-1 calls after a warm-up, with one intra-op thread (`THREADS`).
 
 Verdicts: pass when every top-1 agrees and the error is at most `PASS_ATOL`; warn when
 at least `WARN_AGREEMENT` agree and the error is at most `WARN_ATOL` (reduced precision:
