@@ -45,6 +45,7 @@ def test_the_wheel_builds_cleanly_with_what_the_runtime_needs(tmp_path: Path) ->
         "avfuse/assets/model/manifest.json",
         "avfuse/assets/demo/sources.json",
         "avfuse/schema/records.schema.json",
+        "avfuse/schema/doctor.schema.json",
         "avfuse/kernels/cuda/avf_math.cuh",
     ):
         assert needed in names

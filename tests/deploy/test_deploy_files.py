@@ -31,12 +31,6 @@ DOCKERFILES = sorted(
 )
 UNIT_BINARY = "/opt/avfuse/venv/bin/avfuse"
 
-#: What the config-file feature adds and `--help` does not list yet. Until it does, these
-#: are skipped with this reason; once listed, delete them here so the flag check covers them.
-PENDING_FLAGS: set[tuple[str, str]] = set()
-PENDING_COMMANDS = {"doctor"}
-PENDING_REASON = "being added with the config-file feature (--config, JSON logs, metrics)"
-
 INSTRUCTIONS = {
     "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
     "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
@@ -358,28 +352,11 @@ def test_deploy_files_use_only_flags_and_commands_the_cli_lists() -> None:
         assert name in places, f"found no avfuse command line in {name}: {sorted(places)}"
     wrong = []
     for where, command, flag in uses:
-        if command in PENDING_COMMANDS or (command, flag) in PENDING_FLAGS:
-            continue
         if _help(command) is None:
             wrong.append(f"{where}: `avfuse {command}` is not a command")
         elif flag and flag not in _listed_flags(command):
             wrong.append(f"{where}: `avfuse {command} --help` does not list {flag}")
     assert not wrong, "\n".join(wrong)
-
-
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize(
-    "command,flag",
-    sorted(PENDING_FLAGS | {(c, "") for c in PENDING_COMMANDS}),
-    ids=lambda v: v or "-",
-)
-def test_pending_flags_are_used_and_not_yet_listed(command: str, flag: str) -> None:
-    used = {(c, f) for _, c, f in _uses()} | {(c, "") for _, c, _ in _uses()}
-    assert (command, flag) in used, f"nothing in deploy/ uses {command} {flag}: drop it here"
-    listed = _help(command) is not None and (not flag or flag in _listed_flags(command))
-    if not listed:
-        pytest.skip(f"`avfuse {command} {flag}` not listed yet: {PENDING_REASON}")
-    pytest.fail(f"`avfuse {command} {flag}` is listed now: remove it from PENDING_* in this file")
 
 
 def test_the_example_config_is_one_avfuse_run_accepts(tmp_path: Path) -> None:
