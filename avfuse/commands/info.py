@@ -57,6 +57,8 @@ def _shape(s: TensorSpec) -> str:
 def _input_note(s: TensorSpec) -> str:
     if s.modality == "state":
         return f"from output {s.source}, batch axis {s.batch_axis}, init {s.init:g}"
+    if s.modality == "history":
+        return f"last {s.frames} outputs of {s.source}, init {s.init:g}"
     if s.modality == "const":
         text = json.dumps(s.value)
         return f"value {text if len(text) <= 40 else text[:37] + '...'}"
@@ -135,9 +137,14 @@ def print_manifest(m: Manifest) -> None:
         print(f"audio     {_audio_line(m.audio)}")
     if m.video:
         v = m.video
+        norm = (
+            "raw pixels"
+            if v.dtype == "uint8"
+            else (f"scale {v.scale:g}, mean {list(v.mean)} std {list(v.std)}")
+        )
         print(
             f"video     {v.width}x{v.height} {v.colour}, {v.layout} {v.dtype}, resize {v.resize} "
-            f"({v.interpolation}), scale {v.scale:g}, mean {list(v.mean)} std {list(v.std)}"
+            f"({v.interpolation}), {norm}"
         )
     if m.mask_order:
         print(f"mask      {', '.join(m.mask_order)}")

@@ -52,6 +52,7 @@ class OutputStats:
         looks_like: "probabilities" (rows in [0, 1] summing to 1), "sigmoid" / "score"
             (in [0, 1], several columns / one), "unbounded" (anything else), "none" (no rows).
         peak: the highest probability the decision rules would see (driving output only).
+        first: the first finite row (its first 8 values).
     """
 
     index: int
@@ -67,6 +68,7 @@ class OutputStats:
     nonfinite: int = 0
     looks_like: str = "none"
     peak: float | None = None
+    first: tuple[float, ...] = ()
 
     @property
     def flat(self) -> bool:
@@ -176,6 +178,7 @@ def output_stats(m: Manifest, records: list[Any]) -> list[OutputStats]:
                 nonfinite=int((~np.isfinite(a)).sum()),
                 looks_like=looks,
                 peak=peak,
+                first=tuple(float(x) for x in good[0, :8]),
             )
         )
     return out
@@ -204,9 +207,11 @@ def kind_hints(m: Manifest, stats: list[OutputStats]) -> list[Hint]:
         if s.looks_like == "none":
             continue
         if s.flat:
+            row = ", ".join(f"{x:.4g}" for x in s.first) + (", ..." if s.columns > 8 else "")
             add(
-                f"output constant over time ({_range(s)} over {s.calls} calls): check the "
-                "pre-processing, the model does not seem to see its input",
+                f"output constant over time (over {s.calls} calls it moves by at most "
+                f"{s.ptp:.2g} from [{row}]): "
+                "check the pre-processing, the model does not seem to see its input",
                 "",
             )
         sums = f"{s.row_sum[0]:.4g} to {s.row_sum[1]:.4g}"

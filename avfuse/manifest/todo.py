@@ -61,10 +61,13 @@ def incomplete(path: str | Path, error: ManifestError) -> ManifestError:
     if not todos:
         return error
     fix = f"fill them as the comments in {file} say"
-    if error.field in todos:
-        rest = [t for t in todos if t != error.field]
+    at = error.field or ""
+    # a block's own check (colour of a video block) names the block: the TODO inside it
+    hit = next((t for t in todos if t == at or t.startswith(at + ".")), None) if at else None
+    if hit is not None:
+        rest = [t for t in todos if t != hit]
         also = f"; also missing: {', '.join(rest)}" if rest else ""
-        return ManifestError(f'is missing (still "{TODO}"){also}; {fix}', field=error.field)
+        return ManifestError(f'is missing (still "{TODO}"){also}; {fix}', field=hit)
     cause = str(error)
     return ManifestError(f"{cause}; and still {TODO}: {', '.join(todos)}; {fix}")
 
