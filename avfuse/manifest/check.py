@@ -259,9 +259,10 @@ def kind_hints(m: Manifest, stats: list[OutputStats]) -> list[Hint]:
 
 
 def verdicts(stats: list[OutputStats], hints: list[Hint]) -> list[str]:
-    """One line per class output whose numbers look as declared."""
+    """One line per class output whose numbers look like its declared kind (no kind hint,
+    not flat, no NaN)."""
     lines = []
-    hinted = {h.output for h in hints}
+    hinted = {h.output for h in hints if (h.field or "").endswith(".kind")}
     said = {
         "probabilities": "rows in [0, 1] summing to 1",
         "sigmoid": "values in [0, 1]",
@@ -269,7 +270,7 @@ def verdicts(stats: list[OutputStats], hints: list[Hint]) -> list[str]:
         "unbounded": "rows do not sum to 1",
     }
     for s in stats:
-        if s.name in hinted or s.looks_like == "none":
+        if s.name in hinted or s.looks_like == "none" or s.flat or s.nonfinite:
             continue
         if s.kind in ("logits", "probabilities", "sigmoid", "score"):
             lines.append(

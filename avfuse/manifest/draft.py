@@ -132,18 +132,24 @@ def _cadence_comment(inputs: list[dict[str, Any]]) -> str:
     return "guessed: every 100 ms of audio; add every_ms to change it"
 
 
-def draft_manifest(model: str | Path, *, manifest_dir: str | Path | None = None) -> dict[str, Any]:
+def draft_manifest(
+    model: str | Path,
+    *,
+    manifest_dir: str | Path | None = None,
+    graph: GraphInfo | None = None,
+) -> dict[str, Any]:
     """A draft version-2 manifest (a JSON-ready dict) for the ONNX file `model`.
 
     Args:
         model: the .onnx file.
         manifest_dir: the folder the manifest will be written to (model.file is relative
             to it); default the model's folder.
+        graph: the graph as already read (default: `read_graph(model)`).
 
     Raises:
         ModelError: the file is missing or not an ONNX model.
     """
-    g = read_graph(model)
+    g = graph if graph is not None else read_graph(model)
     path = Path(model)
     base = Path(manifest_dir) if manifest_dir is not None else path.parent
     pairs = pair_states(g)
@@ -207,11 +213,11 @@ def write_draft(
     target = Path(out) if out is not None else Path(model).parent / MANIFEST_NAME
     if target.is_dir():
         target = target / MANIFEST_NAME
+    data = draft_manifest(model, manifest_dir=target.parent)  # a bad model is said first
     if target.exists() and not force:
         raise UsageError(
             f"{target} already exists: give --out another path, or --force to replace it"
         )
-    data = draft_manifest(model, manifest_dir=target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(dumps(data) + "\n", encoding="utf-8")
     return target, todo_fields(data)

@@ -1,14 +1,15 @@
 """Tiny real ONNX graphs shaped like third-party models, built with onnx.helper.
 
-    vad        silero-vad's interface: raw samples [batch, samples] (both dynamic), LSTM-like
-               state [2, batch, 128] returned as stateN (shape left unknown, as silero's
-               is), a rank-0 int64 `sr`; speech probability [batch, 1] from a Sigmoid of
-               the window's mean |x|. `int16=True` makes a model that takes int16 sample
-               values (x 32768): fed floats in [-1, 1], its output does not move.
-    classifier an NHWC uint8 image [N, 32, 48, 3] -> mean colour -> 4 classes -> Softmax,
-               class names in the ONNX metadata ("labels")
-    multilabel an NCHW float image [batch, 3, 16, 16] -> mean colour -> 5 Sigmoids
-    constant   raw samples in, the same logits whatever they hold
+vad        silero-vad's interface: raw samples [batch, samples] (both dynamic), LSTM-like
+           state [2, batch, 128] returned as stateN (shape left unknown, as silero's
+           is), a rank-0 int64 `sr`; speech probability [batch, 1] from a Sigmoid of
+           the window's mean |x|. `int16=True` makes a model that takes int16 sample
+           values (x 32768): fed floats in [-1, 1], its output does not move.
+classifier an NHWC uint8 image [N, 32, 48, 3] -> mean colour -> 4 classes -> Softmax,
+           class names in the ONNX metadata ("labels")
+multilabel an NCHW float image [batch, 3, 16, 16] -> mean colour -> 5 Sigmoids
+constant   raw samples in, the same logits whatever they hold
+broken     raw samples in, NaN out
 """
 
 from __future__ import annotations
@@ -149,3 +150,20 @@ def constant(path: Path) -> Path:
         helper.make_node("Add", ["z", "bias"], ["logits"]),
     ]
     return _save(helper.make_graph(nodes, "constant", inputs, outputs, inits), path)
+
+
+def broken(path: Path) -> Path:
+    """Raw samples in, sqrt(mean |x| - 1) out: NaN for every input in [-1, 1]."""
+    from onnx import TensorProto, helper
+
+    f32 = TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("audio", f32, ["batch", 16000])]
+    outputs = [helper.make_tensor_value_info("quality", f32, ["batch", 2])]
+    inits = [_c("ax1", np.array([1], np.int64)), _c("one", np.array([1.0, 2.0], np.float32))]
+    nodes = [
+        helper.make_node("Abs", ["audio"], ["a"]),
+        helper.make_node("ReduceMean", ["a", "ax1"], ["m"], keepdims=1),
+        helper.make_node("Sub", ["m", "one"], ["d"]),
+        helper.make_node("Sqrt", ["d"], ["quality"]),
+    ]
+    return _save(helper.make_graph(nodes, "broken", inputs, outputs, inits), path)
