@@ -130,8 +130,6 @@ def run_check(args: argparse.Namespace) -> int:
     from avfuse.assets import default_model_path
     from avfuse.manifest.check import check_model
 
-    if args.source is not None and "://" not in args.source and ":" not in args.source[:8]:
-        _args.check_input_file(args.source, "--source", fix="give a media file or a URL")
     report = check_model(
         args.model or default_model_path(),
         source=args.source,

@@ -124,7 +124,9 @@ class CheckReport:
 
 
 def _rows(records: list[Any], name: str) -> np.ndarray:
-    rows = [r.values for r in records if type(r).__name__ == "Value" and r.output == name]
+    from avfuse.engine.records import Value
+
+    rows = [r.values for r in records if isinstance(r, Value) and r.output == name]
     if not rows:
         return np.zeros((0, 0))
     return np.asarray(rows, dtype=np.float64)
@@ -194,15 +196,15 @@ def kind_hints(m: Manifest, stats: list[OutputStats]) -> list[Hint]:
     for s in stats:
         w = f"outputs[{s.index}]"
 
-        def add(message: str, key: str = "kind", s: OutputStats = s, w: str = w) -> None:
-            hints.append(Hint(output=s.name, field=f"{w}.{key}" if key else None, message=message))
+        def add(message: str, field: str | None = f"{w}.kind", s: OutputStats = s) -> None:
+            hints.append(Hint(output=s.name, field=field, message=message))
 
         if s.nonfinite:
             total = s.calls * max(1, s.columns)
             add(
                 f"{s.nonfinite} of {total} values are NaN or infinite: the model breaks on "
                 "this input; check the pre-processing of its inputs (scale, mean, std)",
-                "",
+                None,
             )
         if s.looks_like == "none":
             continue
@@ -212,7 +214,7 @@ def kind_hints(m: Manifest, stats: list[OutputStats]) -> list[Hint]:
                 f"output constant over time (over {s.calls} calls it moves by at most "
                 f"{s.ptp:.2g} from [{row}]): "
                 "check the pre-processing, the model does not seem to see its input",
-                "",
+                None,
             )
         sums = f"{s.row_sum[0]:.4g} to {s.row_sum[1]:.4g}"
         if s.kind == "logits":
@@ -248,12 +250,12 @@ def kind_hints(m: Manifest, stats: list[OutputStats]) -> list[Hint]:
                 'sigmoid): set its kind to "logits" if the classes exclude each other, or '
                 "end the graph in a Sigmoid"
             )
-        if s.peak is not None and s.peak < m.decision.on and not s.flat:
+        on = min([m.decision.on, *(t[0] for t in m.decision.thresholds.values())])
+        if s.peak is not None and s.peak < on and not s.flat:
             add(
-                f"never reaches decision.on = {m.decision.on:g} on this media (highest "
-                f"{s.peak:.3g}): no event would be made; lower decision.on or check the "
-                "pre-processing",
-                "",
+                f"never reaches decision.on = {on:g} on this media (highest {s.peak:.3g}): no "
+                "event would be made; lower decision.on or check the pre-processing",
+                "decision.on",
             )
     return hints
 
@@ -380,10 +382,12 @@ def check_model(
     scale = _scale_hint(m, media, threads, stats)
     if scale is not None:
         hints.append(scale)
-    notes = []
+    from avfuse.engine.records import FaultRecord, WarningRecord
+
+    notes: list[str] = []
     for r in result.records:
         msg = getattr(r, "message", None)
-        if type(r).__name__ in ("WarningRecord", "Fault") and msg and msg not in notes:
+        if isinstance(r, (WarningRecord, FaultRecord)) and msg and msg not in notes:
             notes.append(msg)
     return CheckReport(
         model=resolved.name,

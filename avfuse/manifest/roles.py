@@ -16,36 +16,24 @@ import re
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+
 from avfuse.kernels.reference import AudioParams
 from avfuse.manifest.graph import GraphInfo, TensorInfo
 from avfuse.manifest.todo import TODO
 
 #: words that name recurrent state in a tensor name (after the in/out suffixes go)
 _STATE_WORDS = frozenset(
-    [
-        "state",
-        "states",
-        "h",
-        "c",
-        "hx",
-        "cx",
-        "hidden",
-        "cell",
-        "memory",
-        "mem",
-        "cache",
-        "past",
-        "carry",
-        "rnn",
-        "lstm",
-        "gru",
-    ]
-)
+    ["state", "states", "h", "c", "hx", "cx", "hidden", "cell", "memory", "mem", "cache",
+     "past", "carry", "rnn", "lstm", "gru"]
+)  # fmt: skip
 _SUFFIXES = ("_in", "_out", "_new", "_next", "_prev", "in", "out", "new", "next", "n", "0", "_")
 #: names of a const input that usually holds the sample rate
 _RATE_NAMES = ("sr", "rate", "sample_rate", "sampling_rate")
 #: an axis at least this long (or dynamic) on a rank-2 float input reads as audio samples
 _LONG_AXIS = 1000
+#: a fixed integer tensor of at most this many elements reads as a setting (const)
+_CONST_MAX = 64
 
 
 def _stem(name: str) -> str:
@@ -236,8 +224,8 @@ def _const(t: TensorInfo) -> tuple[str, dict[str, Any], str]:
 
 def _data_input(t: TensorInfo, taken: set[str]) -> tuple[str, dict[str, Any], str]:
     """(role, role fields, comment) of an input that is not recurrent state."""
-    fixed = all(isinstance(d, int) for d in t.dims)
-    if t.dtype and fixed and (t.rank == 0 or t.dtype not in ("uint8",) and not _floaty(t)):
+    small = all(isinstance(d, int) for d in t.dims) and int(np.prod(t.dims)) <= _CONST_MAX
+    if t.dtype and small and (t.rank == 0 or (t.dtype != "uint8" and not _floaty(t))):
         return _const(t)
     if t.rank == 4 and "video" not in taken and (_floaty(t) or t.dtype == "uint8"):
         got = _video(t)
@@ -259,7 +247,8 @@ def _data_input(t: TensorInfo, taken: set[str]) -> tuple[str, dict[str, Any], st
         {},
         (
             f"{TODO}: role. From the graph: {t.dtype} {list(t.dims)}, which reads as none of an "
-            "image, audio, a mask, recurrent state or a fixed value"
+            "image, audio, a mask, recurrent state, a fixed value or another model's outputs "
+            "(history)"
         ),
     )
 
