@@ -59,6 +59,10 @@ def build_stream(
     name = "+".join(s.name for s in sources)
     afmt = infos[a_src].audio if a_src is not None else None
     vfmt = infos[v_src].video if v_src is not None else None
+    if vfmt is not None and not _uses_video(manifests, config):
+        # no model reads frames: they are not captured, so no ring fills up and holds
+        # the source back (a file would wait for room on every frame)
+        v_src, vfmt = None, None
     for m in manifests:
         want_rate = m.audio.sample_rate if m.audio is not None else None
         if afmt is not None and want_rate is not None and afmt.sample_rate != want_rate:
@@ -87,6 +91,10 @@ def build_stream(
     )
     ports = [IngestPort(ingest, audio=i == a_src, video=i == v_src) for i in range(len(sources))]
     return Stream(index=index, sources=list(sources), ports=ports, ingest=ingest, config=config)
+
+
+def _uses_video(manifests: Sequence[Manifest], config: PipelineConfig) -> bool:
+    return config.mode != "audio" and any("video" in m.modalities for m in manifests)
 
 
 def resolve_mode(

@@ -220,3 +220,17 @@ def test_to_dict_round_trips_each_manifest(tmp_path: Path, name: str) -> None:
         be.close()
     saved = parsed.save(tmp_path / name / "manifest.json")  # and it still loads and runs
     g.load(saved).close()
+
+
+@pytest.mark.timeout(30)
+def test_an_audio_model_on_a_stream_with_video_is_not_held_back_by_unread_frames(
+    tmp_path: Path,
+) -> None:
+    # nothing reads the frames of this A/V file: before, they filled the frame ring and
+    # the source waited (up to a second) for room on every frame after the 32nd
+    src = ScriptedSource(duration_s=3.0, noise=(1.0, 2.0))
+    res = g.run_tiny(tmp_path, [VAD], [src])
+    (stream,) = res.summary.streams
+    assert stream["backpressure_timeouts"] == 0
+    assert stream["video_frames"] == 0  # not captured at all
+    assert _events(res, "vad") == [("speech", 1.024, 2.048, 1.0, False)]
