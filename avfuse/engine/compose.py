@@ -115,7 +115,8 @@ def add_fusions(pipe: Pipeline, st: Stream) -> None:
         if len(members) < 2 or drive not in by_model:
             continue  # not enough of its models run on this stream
         fusion = LateFusion(spec, members, config=members[0].slot.decision)
-        by_model[drive].fusions.append(fusion)
+        for lane in members:  # any member's decision may complete a pending moment
+            lane.fusions.append(fusion)
         pipe._late.append(fusion)
     for spec in pipe.fusion.gates:
         gated = by_model.get(spec.model)
@@ -129,6 +130,9 @@ def add_fusions(pipe: Pipeline, st: Stream) -> None:
                 f"{', '.join(pipe.slot(spec.by).modalities)})"
             )
         gated.gate = Gate(spec, by)
+    # a gated lane is pulled after the lanes that gate it, so "the gating model is done"
+    # is judged after it queued its last items
+    st.lanes.sort(key=lambda lane: lane.gate is not None)
 
 
 __all__ = ["add_fusions", "add_lanes"]

@@ -1,17 +1,22 @@
 """Models that work together in one run: late fusion, gates, and chained models.
 
 Late fusion (`LateFusionSpec`): an audio model and a video model trained apart, fused
-by the engine. Each time the driving member decides on a stream, the members' latest
-probabilities on that stream (mapped onto the fused labels, missing labels 0) are
-averaged with their weights; a member whose latest output is older than `max_age_ms`
-(or that has none yet) is left out and the fused decision says `degraded`. The fused
-scores go through their own post-processor, so the fusion makes its own onsets and
-events, with `model` = the fusion's name; the members still make theirs.
+by the engine. For each decision of the driving member at capture time t, each member's
+newest decision at or before t on that stream (its `OutputLog`; mapped onto the fused
+labels, missing labels 0) is averaged with the weights; a member with none within
+`max_age_ms` before t is left out and the fused decision says `degraded`. The fused
+decision for t waits until every member has decided past t (on a file one model may
+run ahead of the other; live, their batches end at different times), for at most
+`max_age_ms` live. The fused scores go through their own post-processor, so the fusion
+makes its own onsets and events, with `model` = the fusion's name; the members still
+make theirs.
 
-Gate (`GateSpec`): model `model` runs on a stream only while model `by`'s latest score
-there for `label` (default: its driving output's first label that is not background)
-is at least `above`, e.g. a keyword spotter behind a voice-activity detector. Items
-skipped are counted (`gated` in the stream's drops), not silently lost.
+Gate (`GateSpec`): model `model` runs on a stream only where model `by`'s score there
+for `label` (default: its driving output's first label that is not background) is at
+least `above`, e.g. a keyword spotter behind a voice-activity detector. An item at t is
+held until `by` has decided on t (its newest decision at or before t is the one that
+counts; live, held at most a short wait), so a gate is exact on files and live alike.
+Items skipped are counted (`gated` in the stream's drops), not silently lost.
 
 Chains are described in the consumer's manifest: an input with role "history" takes
 the last N outputs of another model of the run (see `HistoryRing`).
@@ -28,12 +33,14 @@ A fusion plan is a small JSON file (`avfuse run --fusion plan.json`):
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avfuse.engine.clock import now_ns
 from avfuse.engine.postprocess import Decision, PostprocessConfig, PostProcessor
 from avfuse.engine.records import Record
 from avfuse.errors import UsageError
@@ -254,27 +261,59 @@ class LateFusion:
         self._acc = np.zeros(len(labels), np.float64)
         self._part = np.zeros(len(labels), np.float64)
         self._max_age_ns = int(spec.max_age_ms * 1e6)
+        self._paced = self.driver.paced
+        for lane in lanes:
+            lane.keep_log()
+        #: the driver's decisions not fused yet: (time_ns, stream time, latency, seen_ns)
+        self._pending: deque[tuple[int, float, float, int]] = deque()
+        self._max_pending = 4096  # a member that stopped deciding cannot hold them forever
 
     def on_output(
         self, lane: Lane, it: Item, stream_time_s: float, latency_ms: float
     ) -> list[Record]:
-        """A member decided; when it is the driver, the fused decision for this moment."""
-        if lane is not self.driver:
-            return []
+        """A member decided: fused decisions for the moments every member has passed."""
+        if lane is self.driver:
+            self._pending.append((it.time_ns, stream_time_s, latency_ms, now_ns()))
+        return self._resolve(force=False)
+
+    def finish(self) -> list[Record]:
+        """The run ends: fuse what is pending with what the members said, then flush."""
+        return self._resolve(force=True) + self.post.push(None)
+
+    def _resolve(self, *, force: bool) -> list[Record]:
+        out: list[Record] = []
+        pending = self._pending
+        now = now_ns()
+        while pending:
+            t, stream_t, latency_ms, seen = pending[0]
+            if not force and len(pending) <= self._max_pending:
+                behind = any(
+                    (last := m.log.last_ns) is None or last < t
+                    for m, _, _ in self.maps
+                    if m is not self.driver
+                )
+                if behind and not (self._paced and now - seen > self._max_age_ns):
+                    break
+            pending.popleft()
+            out.extend(self._fuse(t, stream_t, latency_ms))
+        return out
+
+    def _fuse(self, t: int, stream_time_s: float, latency_ms: float) -> list[Record]:
         self._acc[:] = 0.0
         total = 0.0
         mods: set[str] = set()
         degraded = False
         for member, weight, mat in self.maps:
-            t = member.latest_ns
-            if t is None or abs(it.time_ns - t) > self._max_age_ns or weight == 0:
+            log = member.log
+            i = log.at(t)
+            if i is None or t - log.time_ns(i) > self._max_age_ns or weight == 0:
                 degraded = True
                 continue
-            np.matmul(mat, member.latest, out=self._part)
+            np.matmul(mat, log.probs(i), out=self._part)
             self._acc += weight * self._part
             total += weight
-            mods.update(member.latest_modalities)
-            degraded = degraded or member.latest_degraded
+            mods.update(log.modalities(i))
+            degraded = degraded or log.degraded(i)
         if total <= 0:
             return []
         self._acc /= total
@@ -305,12 +344,25 @@ class Gate:
         else:
             bg = by.slot.decision.none_label
             self.col = next((i for i, lab in enumerate(labels) if lab != bg), 0)
+        by.keep_log()
 
     def open(self) -> bool:
         """True while the gating model's latest score is at least the threshold."""
         if self.by.latest_ns is None:
             return False
         return float(self.by.latest[self.col]) >= self.spec.above
+
+    def decide(self, time_ns: int) -> bool | None:
+        """Open at `time_ns`, by the gating model's decision for that moment; None while
+        it has not decided that far yet."""
+        log = self.by.log
+        last = log.last_ns
+        if last is None or last < time_ns:
+            return None
+        i = log.at(time_ns)
+        if i is None:  # every kept decision is later: the oldest is the nearest
+            i = log.oldest()
+        return float(log.probs(i)[self.col]) >= self.spec.above
 
 
 __all__ = [

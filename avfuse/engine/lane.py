@@ -102,9 +102,13 @@ class Lane:
         self.latest_ns: int | None = None
         self.latest_modalities: tuple[str, ...] = ()
         self.latest_degraded = False
-        #: a gate this lane runs behind, and the late fusions it drives
+        #: a gate this lane runs behind, and the late fusions it is a member of
         self.gate: Any = None
         self.fusions: list[Any] = []
+        #: its recent decisions by time, kept when a gate or a fusion reads this lane
+        self.log: Any = None
+        self._gate_hold: deque[Item] = deque()  # items waiting for the gate's decision
+        self._gate_wait_ns = int(config.audio_deadline_ms * 1e6) + 100_000_000
         if kind == "sigmoid":
             self.post: Any = MultiLabelPostProcessor(
                 labels=labels, config=d, stream=stream.name, model=slot.name
@@ -200,7 +204,7 @@ class Lane:
 
     def has_room(self) -> bool:
         """Whether a file's frame may be taken for this lane now (back-pressure)."""
-        return self.paced or len(self._waiting) < self._max_waiting
+        return self.paced or len(self._waiting) + len(self._gate_hold) < self._max_waiting
 
     def offer_frame(self, seq: int, t: int, base: int, now: int, *, reset: bool) -> None:
         """A new frame of the stream: queue it if the cadence says this lane runs on it."""
@@ -265,6 +269,8 @@ class Lane:
         sched = self.slot.scheduler
         assert sched is not None  # made before the run
         n = 0
+        if self._gate_hold:
+            self.release_gated(now, force=self.gate_input_done())
         if self.mode == "chain":
             return 0  # items come from the source model's outputs (on_history)
         if self.mode == "audio":
@@ -281,11 +287,55 @@ class Lane:
                 self._push(it, now)
         return n
 
+    def keep_log(self) -> None:
+        """Keep this lane's recent decisions by time (a gate or a fusion reads them)."""
+        if self.log is None:
+            from avfuse.engine.output_log import OutputLog
+
+            self.log = OutputLog(len(self.latest))
+
     def _push(self, it: Item, now: int) -> None:
-        if self.gate is not None and not self.gate.open():
-            self.gated += 1  # the gating model says there is nothing for this one
-            self.release(it)
+        if self.gate is not None or self._gate_hold:
+            self._gate_hold.append(it)  # decided once the gating model has seen its moment
+            self.release_gated(now)
             return
+        self._queue(it, now)
+
+    def release_gated(self, now: int, *, force: bool = False) -> None:
+        """Queue or skip the held items the gate can decide on now (in order).
+
+        `force` (the gating model is done): decide the rest on its last decision.
+        """
+        hold, gate = self._gate_hold, self.gate
+        sched = self.slot.scheduler
+        while hold and (self.paced or sched.space(self.index) > 0):  # type: ignore[union-attr]
+            it = hold[0]
+            open_ = True if gate is None else gate.decide(it.time_ns)
+            if open_ is None:
+                late = self.paced and now - it.first_seen_ns > self._gate_wait_ns
+                if not (force or late):
+                    break
+                open_ = gate.open()
+            hold.popleft()
+            if open_:
+                self._queue(it, now)
+            else:
+                self.gated += 1  # the gating model says there is nothing for this one
+                self.release(it)
+
+    def gate_input_done(self) -> bool:
+        """The gating lane will decide nothing more (its stream ended and it is idle)."""
+        by = self.gate.by if self.gate is not None else None
+        if by is None:
+            return True
+        sched = by.slot.scheduler
+        return (
+            self.stream.finished()
+            and not by.waiting
+            and (sched is None or not sched.pending(by.index))
+        )
+
+    def _queue(self, it: Item, now: int) -> None:
         ml = self._max_latency_ns
         deadline = it.base_ns + ml if self.paced and ml else None
         self.slot.scheduler.push(self.index, it, now_ns=now, deadline_ns=deadline)  # type: ignore[union-attr]
@@ -386,12 +436,14 @@ class Lane:
 
     @property
     def waiting(self) -> int:
-        """Items taken and still waiting for their audio."""
-        return len(self._waiting)
+        """Items taken and still waiting for their audio or their gate."""
+        return len(self._waiting) + len(self._gate_hold)
 
     def next_due(self) -> int | None:
         """Host ns at which the oldest waiting item becomes ready by deadline, or None."""
         if not self._waiting:
+            if self._gate_hold and self.paced:
+                return self._gate_hold[0].first_seen_ns + self._gate_wait_ns
             return None
         it = self._waiting[0]
         if self.paced:
@@ -535,6 +587,8 @@ class Lane:
         self.latest_ns = it.time_ns
         self.latest_modalities = it.modalities
         self.latest_degraded = it.degraded
+        if self.log is not None:
+            self.log.push(it.time_ns, self.latest, it.modalities, it.degraded)
 
     def drain_records(self) -> list[Record]:
         """Records this lane made since the last call (sync warnings)."""

@@ -600,7 +600,7 @@ class Pipeline:
                     for r in lane.post.push(None):
                         self.sink_set.send(r)
             for fusion in self._late:
-                for r in fusion.post.push(None):
+                for r in fusion.finish():
                     self.sink_set.send(r)
             self.summary = self._summary()
             self.sink_set.send(self.summary)
