@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS / "footprint.json")
     args = ap.parse_args(argv)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    host = machine()  # its load average is the one at the start
     with tempfile.TemporaryDirectory() as name:
         work = args.keep or Path(name)
         work.mkdir(parents=True, exist_ok=True)
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "format": "avfuse-footprint",
         "started_utc": started,
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": host,
         "load_avg_end": list(os.getloadavg()),
         "wheel": {"name": wheel.name, "mb": wheel_mb, "requires": requirements},
         "units": "MB = 10**6 bytes; sizes are the files each distribution's RECORD lists",
