@@ -2,12 +2,13 @@
 
     .venv/bin/python benchmarks/kernels.py [--rounds 30] [--quick]
 
-Log-mel of one 1 s window (16 kHz, n_fft 512, hop 160, 64 mels): avfuse numba,
+Log-mel of one 1 s window (16 kHz, n_fft 512, hop 160, 64 mels): avfuse numba, the
+vectorised numpy kernel (what `pip install avfuse` runs without the `fast` extra), the
 numpy reference (and CUDA where a GPU exists) vs librosa.feature.melspectrogram +
 power_to_db and torch.stft + mel matmul + log (torchaudio is used where installed).
 Streaming: StreamingLogMel per new 33 ms of audio vs a full 1 s recompute.
-Batches of 16 windows per stream. Images: fused numba pre-processing vs
-cv2.cvtColor + cv2.resize(INTER_AREA) + numpy normalise + CHW.
+Batches of 16 windows per stream. Images: fused numba pre-processing and the numpy
+kernel vs cv2.cvtColor + cv2.resize(INTER_AREA) + numpy normalise + CHW.
 
 All libraries run on one thread by default (--threads): numba's single-window kernel is
 serial, and on a shared machine multi-threaded runtimes (OpenMP/BLAS pools) measure the
@@ -123,15 +124,18 @@ def bench_audio(p: AudioParams, rounds: int, inner: int) -> dict:
     out = np.empty((p.n_mels, p.frames), np.float32)
     numba_k = log_mel_kernel(p, "numba")
     numba_k.warmup()
+    numpy_k = log_mel_kernel(p, "numpy")
     ref_k = log_mel_kernel(p, "reference")
     want = ref.log_mel(x, p)
     errors = {
         "numba": float(np.abs(numba_k(x) - want).max()),
+        "numpy": float(np.abs(numpy_k(x) - want).max()),
         "librosa": float(np.abs(peers["librosa"](x) - want).max()),
         "torch": float(np.abs(peers["torch"](xt).numpy() - want).max()),
     }
     cands: dict[str, Callable[[], object]] = {
         "numba": lambda: numba_k(x, out),
+        "numpy": lambda: numpy_k(x, out),
         "reference": lambda: ref_k(x, out),
         "librosa": lambda: peers["librosa"](x),
     }
@@ -146,27 +150,37 @@ def bench_audio(p: AudioParams, rounds: int, inner: int) -> dict:
     long = _audio(60.0, p.sample_rate)
     w, hop = p.window_samples, p.hop_length
     ends = [w + (int(i * p.sample_rate / 30) // hop) * hop for i in range(1, 1700)]
-    stream = StreamingLogMel(numba_k)
-    pos = [0]
     steps = 8  # one timed call = 8 consecutive windows (~the time of one full window)
 
-    def incremental() -> None:
-        for _ in range(steps):
-            i = pos[0] % len(ends)
-            if i == 0:
-                stream.invalidate()
-            e = ends[i]
-            stream.window(long[e - w : e], e, out)
-            pos[0] += 1
+    def incremental(kernel: object) -> Callable[[], None]:
+        stream = StreamingLogMel(kernel)
+        pos = [0]
 
-    # short timed runs for both (5 calls), so preemption on a shared machine hits both alike
+        def run() -> None:
+            for _ in range(steps):
+                i = pos[0] % len(ends)
+                if i == 0:
+                    stream.invalidate()
+                e = ends[i]
+                stream.window(long[e - w : e], e, out)
+                pos[0] += 1
+
+        return run
+
+    # short timed runs for all (5 calls), so preemption on a shared machine hits all alike
     sres = _time(
-        {"numba_full_window": lambda: numba_k(x, out), "numba_streaming_33ms": incremental},
+        {
+            "numba_full_window": lambda: numba_k(x, out),
+            "numba_streaming_33ms": incremental(numba_k),
+            "numpy_full_window": lambda: numpy_k(x, out),
+            "numpy_streaming_33ms": incremental(numpy_k),
+        },
         rounds * 4,
         5,
     )
-    for key in ("wall_us", "cpu_us", "wall_p10_us"):
-        sres["numba_streaming_33ms"][key] /= steps
+    for name in ("numba_streaming_33ms", "numpy_streaming_33ms"):
+        for key in ("wall_us", "cpu_us", "wall_p10_us"):
+            sres[name][key] /= steps
     res.update(sres)
 
     # batches: 16 streams' windows at once
@@ -175,6 +189,7 @@ def bench_audio(p: AudioParams, rounds: int, inner: int) -> dict:
     outb = np.empty((16, p.n_mels, p.frames), np.float32)
     bc = {
         "numba_batch16": lambda: numba_k(xb, outb),
+        "numpy_batch16": lambda: numpy_k(xb, outb),
         "torch_batch16": lambda: peers["torch"](xbt),
         "librosa_batch16": lambda: [peers["librosa"](r) for r in xb],
     }
@@ -195,6 +210,7 @@ def bench_image(v: VideoParams, rounds: int, inner: int) -> dict:
     out = np.empty((v.channels, v.height, v.width), np.float32)
     numba_k = image_kernel(v, "numba")
     numba_k.warmup()
+    numpy_k = image_kernel(v, "numpy")
     ref_k = image_kernel(v, "reference")
     mean = np.asarray(v.mean, np.float32)[:, None, None]
     std = np.asarray(v.std, np.float32)[:, None, None]
@@ -206,16 +222,19 @@ def bench_image(v: VideoParams, rounds: int, inner: int) -> dict:
 
     errors = {
         "numba": float(np.abs(numba_k(frame, "bgr24") - ref.image_to_tensor(frame, v)).max()),
+        "numpy": float(np.abs(numpy_k(frame, "bgr24") - ref.image_to_tensor(frame, v)).max()),
         "opencv": float(np.abs(opencv(frame) - ref.image_to_tensor(frame, v)).max()),
     }
     cands = {
         "numba": lambda: numba_k(frame, "bgr24", out),
+        "numpy": lambda: numpy_k(frame, "bgr24", out),
         "reference": lambda: ref_k(frame, "bgr24", out),
         "opencv": lambda: opencv(frame),
     }
     frames = np.stack([np.roll(frame, i, axis=1) for i in range(16)])
     outb = np.empty((16, *out.shape), np.float32)
     cands["numba_batch16"] = lambda: numba_k.batch(frames, "bgr24", outb)
+    cands["numpy_batch16"] = lambda: numpy_k.batch(frames, "bgr24", outb)
     cands["opencv_batch16"] = lambda: [opencv(f) for f in frames]
     cuda_k = _optional_kernel(lambda: image_kernel(v, "cuda"))
     if cuda_k is not None:
@@ -279,6 +298,11 @@ def ratios(a: dict, im: dict) -> dict[str, float]:
         "torch_batch16 / numba_batch16": r("torch_batch16", "numba_batch16"),
         "opencv / numba (image 240x320 -> 1x48x64)": r("opencv", "numba", i),
         "opencv_batch16 / numba_batch16 (images)": r("opencv_batch16", "numba_batch16", i),
+        "numpy / numba (1 s log-mel, the lean install's cost)": r("numpy", "numba"),
+        "reference / numpy (1 s log-mel)": r("reference", "numpy"),
+        "numpy / numba (streaming per 33 ms)": r("numpy_streaming_33ms", "numba_streaming_33ms"),
+        "numpy / numba (image 240x320 -> 1x48x64)": r("numpy", "numba", i),
+        "reference / numpy (image)": r("reference", "numpy", i),
     }
 
 
@@ -296,7 +320,11 @@ def plot(result: dict, path: Path) -> None:
     ):
         names = list(block["timings"])
         vals = [block["timings"][n]["wall_us"] for n in names]
-        colours = ["tab:green" if n.startswith(("numba", "cuda")) else "tab:gray" for n in names]
+        colours = [
+            "tab:green" if n.startswith(("numba", "cuda"))
+            else "tab:blue" if n.startswith("numpy") else "tab:gray"
+            for n in names
+        ]  # fmt: skip
         ax.barh(names, vals, color=colours)
         ax.set_xscale("log")
         ax.set_xlabel("median wall time per call (us, log scale)")

@@ -1,7 +1,10 @@
 """Pre-processing kernels behind one interface, chosen by name.
 
     reference  numpy float64 (kernels/reference.py): the definition, used by training
-    numba      CPU, JIT-compiled with cache=True (kernels/numba_*.py)
+    numpy      CPU, vectorised numpy with kept buffers (kernels/numpy_fast.py): what a
+               plain `pip install avfuse` runs
+    numba      CPU, JIT-compiled with cache=True (kernels/numba_*.py), the fastest on a
+               CPU; an extra: `pip install 'avfuse[fast]'`
     cuda       GPU (kernels/cuda, built by CMakeLists.txt), where a GPU exists
 
     opencv     OpenCV on uint8 (kernels/opencv_image.py): the image variants of
@@ -47,10 +50,15 @@ from avfuse.kernels.reference import AudioParams, VideoParams
 #: implementation name -> module providing `LogMel` and `Image` classes; "auto" tries in order
 IMPLEMENTATIONS = {
     "numba": "avfuse.kernels.numba_cpu",
+    "numpy": "avfuse.kernels.numpy_fast",
     "cuda": "avfuse.kernels.cuda_gpu",
     "reference": "avfuse.kernels",
 }
-AUTO_ORDER = ("cuda", "numba", "reference")
+#: numba where the `fast` extra is installed, else the numpy kernels, which need nothing
+#: beyond numpy; the reference takes what neither implements
+AUTO_ORDER = ("cuda", "numba", "numpy", "reference")
+#: what to install for an implementation that is missing
+INSTALL_HINTS = {"numba": "pip install 'avfuse[fast]'"}
 
 
 def _refuse(cls: type, params: object) -> None:
@@ -232,7 +240,9 @@ def _class(impl: str, kind: str, params: object) -> type:
     try:
         module = importlib.import_module(name)
     except ImportError as e:
-        raise BackendUnavailable(f"kernel implementation {impl!r} is unavailable: {e}") from e
+        hint = INSTALL_HINTS.get(impl)
+        fix = f" ({hint})" if hint else ""
+        raise BackendUnavailable(f"kernel implementation {impl!r} is unavailable: {e}{fix}") from e
     cls = getattr(module, kind, None)
     if cls is None:
         raise BackendUnavailable(f"kernel implementation {impl!r} has no {kind} kernel")
@@ -277,9 +287,9 @@ def log_mel_kernel(params: AudioParams, impl: str = "auto") -> LogMelKernel:
 def image_kernel(params: VideoParams, impl: str = "auto") -> ImageKernel:
     """The image kernel for `params`: the fastest that implements them, or the one named.
 
-    "auto" picks numba (or CUDA) only for the exact-area NCHW float32 path over the
-    whole frame, the OpenCV kernel for the OpenCV interpolations and the reference for
-    the other exact-area settings.
+    "auto" picks CUDA, numba or numpy (the first available) only for the exact-area
+    NCHW float32 path over the whole frame, the OpenCV kernel for the OpenCV
+    interpolations and the reference for the other exact-area settings.
 
     Raises:
         UsageError: unknown `impl`.

@@ -11,7 +11,8 @@ The specialisations do not depend on the model's parameters (sizes travel as int
 arguments and tables as arrays), only on the argument types, so warming once with any
 parameters fills numba's on-disk cache for every model. `python -m avfuse.kernels.warm`
 does that at install time (scripts/install.sh), so the first run after installing
-loads from the cache instead of compiling.
+loads from the cache instead of compiling. Without numba (it is the `fast` extra) it
+says so and exits 0: the numpy kernels have nothing to compile.
 """
 
 from __future__ import annotations
@@ -125,6 +126,15 @@ def _numba_does(params: object, kind: str) -> bool:
     return getattr(numba_cpu, kind).supports(params)
 
 
+def _numba_installed() -> bool:
+    """Whether numba imports (it is the `fast` extra; the numpy kernels compile nothing)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def all_formats(height: int = 240, width: int = 320) -> list[FrameSpec]:
     """A frame spec of every supported pixel format for a height x width picture."""
     return [(shape(height, width), fmt) for fmt, shape in _BUFFER_SHAPES.items()]
@@ -143,6 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--batch", type=int, default=16, help="also warm the batched paths with this batch size"
     )
     args = parser.parse_args(argv)
+    if not _numba_installed():
+        print(
+            "avfuse.kernels.warm: numba is not installed, so there is nothing to compile: "
+            "the numpy kernels run as they are (pip install 'avfuse[fast]' for numba's)",
+            file=sys.stderr,
+        )
+        return 0
 
     from avfuse.assets import default_model_path
     from avfuse.manifest import load_manifest
