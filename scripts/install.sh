@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Install avfuse into ./.venv, with the system packages it uses.
 #
-#   bash scripts/install.sh          runtime only (enough for `avfuse demo` and `avfuse run`)
+#   bash scripts/install.sh          the runtime and PyAV (`avfuse demo`, `avfuse run` on
+#                                    cameras, microphones, files and streams)
 #   bash scripts/install.sh --all    + training, export, benchmarks and the test suite
 #                                    (with the packages of the third-party test models)
 #
 # System packages (Debian/Ubuntu, installed when run as root or with sudo):
 #   libportaudio2 (microphones), ffmpeg (streams in tests), espeak-ng + sox (training data),
-#   pulseaudio (the virtual microphone the audio tests use).
+#   pulseaudio (the virtual microphone the audio tests use), prometheus (the metrics test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[media]"
 pkgs=(libportaudio2 ffmpeg)
 if [[ "${1:-}" == "--all" ]]; then
   extras="[all]"

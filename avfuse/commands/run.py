@@ -108,7 +108,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--kernels",
         type=_args.one_of(_kernel_names, what="kernel implementation", default="auto"),
         default="auto",
-        help="pre-processing implementation: auto (fastest available), numba, reference or cuda",
+        help="pre-processing implementation: auto (fastest available), numba, numpy, "
+        "reference or cuda",
     )
 
 

@@ -101,6 +101,17 @@ def _check_output_path(spec: str, path: Path) -> None:
             break
 
 
+def _pyav(name: str) -> Any:
+    """The PyAV module, or a one-line error naming the extra that installs it."""
+    try:
+        import av
+    except ImportError as e:
+        raise UsageError(
+            f"--sink {name}: writing video needs PyAV: pip install 'avfuse[media]'"
+        ) from e
+    return av
+
+
 def _cannot_open(spec: str, path: Path, e: OSError) -> UsageError:
     return UsageError(
         f"--sink {spec}: cannot write {path}: {e.strerror or e}; choose a writable path"
@@ -465,8 +476,7 @@ class VideoFileSink(Sink):
         self.frames_written = 0
 
     def on_start(self, info: RunInfo) -> None:
-        import av
-
+        av = _pyav(self.name)
         if self.fps is None:
             self.fps = info.fps or 30.0
         try:

@@ -19,7 +19,7 @@ import numpy as np
 
 from avfuse.errors import BackendError, BackendUnavailable, UsageError
 from avfuse.kernels import ImageKernel, LogMelKernel, native
-from avfuse.kernels.numba_image import frame_geometry
+from avfuse.kernels.numpy_fast import picture_size as frame_geometry
 from avfuse.kernels.reference import AudioParams, VideoParams
 
 __all__ = ["Image", "LogMel", "device_pointer"]

@@ -17,6 +17,7 @@ import numpy as np
 
 from avfuse.errors import StreamFormatError, UsageError
 from avfuse.kernels import reference as ref
+from avfuse.kernels.numpy_fast import picture_size as frame_geometry
 from avfuse.kernels.reference import VideoParams
 
 __all__ = ["FORMAT_CODES", "FusedImage", "sparse_area_weights"]
@@ -151,29 +152,6 @@ def fused_image_batch(frames, fmt, mix, height, width, y_first, y_w, x_first, x_
         for b in range(wk, frames.shape[0], workers):
             fused_image(frames[b], fmt, mix, height, width, y_first, y_w, x_first, x_w,
                         mean, inv_std, accs[wk], out[b])  # fmt: skip
-
-
-def frame_geometry(shape: tuple[int, ...], pixel_format: str) -> tuple[int, int]:
-    """(height, width) of the picture in a frame buffer of `shape`; raises on a bad shape."""
-    if pixel_format not in FORMAT_CODES:
-        raise UsageError(
-            f"unknown pixel format {pixel_format!r}; use one of {sorted(FORMAT_CODES)}"
-        )
-    if pixel_format in ("bgr24", "rgb24"):
-        if len(shape) != 3 or shape[2] != 3:
-            raise StreamFormatError(f"{pixel_format} frame must be (H, W, 3), got {shape}")
-        return shape[0], shape[1]
-    if len(shape) != 2:
-        raise StreamFormatError(f"{pixel_format} frame must be 2-D, got {shape}")
-    if pixel_format == "gray":
-        return shape
-    rows, width = shape
-    height = rows * 2 // 3
-    if rows != height * 3 // 2 or height % 2 or width % 2 or height == 0:
-        raise StreamFormatError(
-            f"{pixel_format} buffer must be (H*3/2, W) with even H and W, got {shape}"
-        )
-    return height, width
 
 
 class FusedImage:

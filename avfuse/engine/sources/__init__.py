@@ -26,7 +26,8 @@ from avfuse.engine.sources.base import (
     SourceStatus,
     VideoFormat,
 )
-from avfuse.errors import UsageError
+from avfuse.errors import BackendUnavailable, UsageError
+from avfuse.redact import redact
 
 __all__ = [
     "AudioFormat",
@@ -72,7 +73,15 @@ def _synthetic(arg: str, *, sample_rate: int, realtime: bool, **kw: Any) -> Sour
 
 
 def _media(spec: str, *, sample_rate: int, realtime: bool, **kw: Any) -> Source:
-    from avfuse.engine.sources.media import MediaSource
+    try:
+        from avfuse.engine.sources.media import MediaSource
+    except ImportError as e:
+        if e.name != "av":
+            raise
+        raise BackendUnavailable(
+            f"{redact(spec)!r}: media files and network streams need PyAV: "
+            "pip install 'avfuse[media]'"
+        ) from e
 
     return MediaSource(spec, sample_rate=sample_rate, realtime=realtime, **kw)
 
