@@ -8,7 +8,8 @@
 #
 # System packages (Debian/Ubuntu, installed when run as root or with sudo):
 #   libportaudio2 (microphones), ffmpeg (streams in tests), espeak-ng + sox (training data),
-#   pulseaudio (the virtual microphone the audio tests use), prometheus (the metrics test).
+#   pulseaudio (the virtual microphone the audio tests use), prometheus and mosquitto
+#   (the metrics and MQTT tests start their own on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ extras="[media]"
 pkgs=(libportaudio2 ffmpeg)
 if [[ "${1:-}" == "--all" ]]; then
   extras="[all]"
-  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus)
+  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus mosquitto)
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -30,7 +31,8 @@ if command -v apt-get >/dev/null 2>&1; then
     # the tests start their own Prometheus on 127.0.0.1; Debian's package would also
     # enable a system-wide one listening on every interface (only where systemd runs)
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-      $sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+      $sudo systemctl disable --now prometheus prometheus-node-exporter mosquitto \
+        >/dev/null 2>&1 || true
     fi
   else
     echo "not root and no sudo: install these yourself: ${pkgs[*]}" >&2

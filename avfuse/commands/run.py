@@ -136,7 +136,8 @@ def add_output_options(p: argparse.ArgumentParser, *, default_sink: str = "conso
         help=f"where records go, repeatable: console, jsonl:PATH (- for stdout; "
         f"add ,max_mb=M / ,every=1d / ,keep=N to rotate), video:PATH.mp4, "
         f"webhook:URL[,backlog=N,timeout=S] (NDJSON POSTs, oldest dropped when the "
-        f"endpoint is down), window (default: {default_sink})",
+        f"endpoint is down), mqtt://HOST/TOPIC[,qos=0|1] (a JSON message per record), "
+        f"window (default: {default_sink})",
     )
     g.add_argument("--show", action="store_true", help="also show a live window (= --sink window)")
     g.add_argument(

@@ -11,6 +11,7 @@ latency stage.
     jsonl:PATH,max_mb=M,every=1d,keep=N   the same, rotated by size or age
     video:PATH     annotated video file (label, score, audio level on every frame)
     webhook:URL    records POSTed as NDJSON, bounded backlog (see sink_webhook)
+    mqtt://HOST/TOPIC   each record published as one JSON message (see sink_mqtt)
     window         a live OpenCV window (needs a display and a GUI build of OpenCV)
 
 Life cycle: `make_sink(spec)` only parses and checks the spec (no file is touched);
@@ -601,7 +602,7 @@ class WindowSink(Sink):
 
 def make_sink(spec: str) -> Sink:
     """Build a sink from a --sink value: console, jsonl:PATH[,max_mb=M,every=1d,keep=N],
-    video:PATH, webhook:URL[,backlog=N,timeout=S], window.
+    video:PATH, webhook:URL[,backlog=N,timeout=S], mqtt://HOST/TOPIC[,qos=0|1,...], window.
 
     Only parses and checks the spec; nothing is opened until `on_start`.
     """
@@ -623,13 +624,18 @@ def make_sink(spec: str) -> Sink:
 
         url, opts = _sink_options(spec, arg, {"backlog": int, "timeout": float})
         return WebhookSink(url=url, spec=spec, **opts)  # type: ignore[arg-type]
+    if kind in ("mqtt", "mqtts") and arg.startswith("//"):
+        from avfuse.engine.sink_mqtt import MqttSink
+
+        url, opts = _sink_options(spec, spec, {"backlog": int, "timeout": float, "qos": int})
+        return MqttSink(url=url, spec=spec, **opts)  # type: ignore[arg-type]
     if kind == "video" and arg:
         return VideoFileSink(path=arg)
     if kind == "window" and not arg:
         return WindowSink()
     raise UsageError(
         f"unknown sink {spec!r}; use console, jsonl:PATH (- for stdout), video:PATH.mp4, "
-        "webhook:URL or window"
+        "webhook:URL, mqtt://HOST/TOPIC or window"
     )
 
 
