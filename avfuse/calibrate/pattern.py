@@ -72,7 +72,7 @@ class PatternSpec:
 
     def __post_init__(self) -> None:
         checks = (
-            (4.0 <= self.seconds <= 3600.0, "seconds must be in [4, 3600]"),
+            (10.0 <= self.seconds <= 3600.0, "seconds must be in [10, 3600]"),
             (5.0 <= self.fps <= 240.0, "fps must be in [5, 240]"),
             (
                 16 <= self.width <= 7680 and 16 <= self.height <= 4320,
