@@ -103,7 +103,11 @@ def _prepare(p: Path, offset_ms: float, note: str) -> tuple[str, str, bool]:
             "another file"
         ) from None
     text, was = _edited(old, offset_ms, note)
-    if tomllib.loads(text) != {**before, KEY: round(offset_ms, 1)}:
+    try:
+        after = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        after = None
+    if after != {**before, KEY: round(offset_ms, 1)}:
         raise UsageError(
             f"--write-config {p}: {KEY} is set in a way that cannot be edited alone "
             f"(inside a multi-line string?): set {KEY} = {_value(offset_ms)} by hand"

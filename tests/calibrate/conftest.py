@@ -17,6 +17,7 @@ import pytest
 from tests.calibrate.kit import SECONDS
 from tests.fixtures.ffmpeg import FFMPEG
 
+
 @pytest.fixture(scope="session")
 def pattern_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 12 s pattern, 320x240 at 30 fps with AAC audio, written by `write_pattern`."""

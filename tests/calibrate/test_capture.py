@@ -109,3 +109,24 @@ def test_a_live_udp_stream_with_the_audio_moved_measures_as_moved(
         assert got["live"] is True and got["pairs"] >= 7
         errors.append(got["offset_ms"] - ms)
     _bounds(errors)
+
+
+@pytest.mark.timeout(30)
+def test_a_frame_is_served_audio_through_the_fit_of_its_moment() -> None:
+    """The aligner maps a frame's time to a sample once, when it takes the frame; a clock
+    fit that moved afterwards does not change which audio that frame got."""
+    from avfuse.calibrate.capture import Capture
+    from avfuse.engine.clock import ClockFit
+
+    early = ClockFit(x0=0.0, h0=1_000_000_000, a=0.0, c=0.0, residual_ns=0.0, points=10)
+    later = ClockFit(x0=0.0, h0=1_050_000_000, a=0.0, c=0.0, residual_ns=0.0, points=90)
+    cap = Capture(
+        name="t", live=True, fps=30.0,
+        frame_ns=np.array([2_000_000_000, 3_000_000_000]), frame_fits=(early, later),
+        luma=np.zeros(2), audio=np.zeros(10), audio_valid=np.ones(10, bool), audio_start=0,
+        sample_rate=16000, read_stops=np.array([16000, 64000]), read_fits=(early, later),
+        origin_ns=1_000_000_000,
+    )  # fmt: skip
+    # sample 1.5 s in: 2.5 s host through the early fit, 2.55 s through the later one
+    assert cap.served_offset_ns(0, 24000.0) == pytest.approx(0.5e9)
+    assert cap.served_offset_ns(1, 24000.0) == pytest.approx(-0.45e9)

@@ -35,7 +35,9 @@ def test_figures_are_the_pairs_median_and_spread() -> None:
     cal = estimate(_ns(v), _ns(v + 0.2 + jitter), frame_s=FRAME_S)
     assert cal.pairs == v.size
     assert cal.offset_ms == pytest.approx(200.0 + float(np.median(jitter * 1e3)), abs=0.01)
-    assert cal.p5_ms == pytest.approx(196.0, abs=0.5) and cal.p95_ms == pytest.approx(204.0, abs=0.5)
+    assert cal.p5_ms == pytest.approx(196.0, abs=0.5) and cal.p95_ms == pytest.approx(
+        204.0, abs=0.5
+    )
     assert "200 ms late" in cal.verdict and "--av-offset-ms 200" in cal.verdict
 
 

@@ -30,9 +30,7 @@ def test_a_wrong_lag_within_3_s_pairs_few_events(seconds: float) -> None:
     t = schedule(seconds)
     tol = 0.05  # wider than the estimator's 48 ms at 30 fps
     worst = max(
-        _coincidences(t, lag, tol)
-        for lag in np.arange(-3.0, 3.0001, 0.005)
-        if abs(lag) > 2 * tol
+        _coincidences(t, lag, tol) for lag in np.arange(-3.0, 3.0001, 0.005) if abs(lag) > 2 * tol
     )
     assert len(t) >= 9
     assert worst <= 0.25 * len(t), (worst, len(t))
