@@ -26,7 +26,7 @@ import numpy as np
 
 from avfuse.engine.clock import ClockFit
 from avfuse.engine.control import Doorbell, StopToken
-from avfuse.engine.ingest import IngestPort
+from avfuse.engine.ingest import Ingest, IngestPort
 from avfuse.engine.pipeline_config import PipelineConfig
 from avfuse.engine.sources.base import Source
 from avfuse.engine.stream_build import build_stream
@@ -106,9 +106,8 @@ class Capture:
 class _Reader:
     """The consumer end of one stream's rings (the pipeline's part, without a model)."""
 
-    def __init__(self, stream_ingest, fps: float) -> None:  # noqa: ANN001 - Ingest
+    def __init__(self, stream_ingest: Ingest) -> None:
         self.ing = stream_ingest
-        self.fps = fps
         self.frame_ns: list[int] = []
         self.frame_fits: list[ClockFit | None] = []
         self.luma: list[float] = []
@@ -220,8 +219,8 @@ def capture(
     if duration_s is None and live:
         duration_s = LIVE_DEFAULT_S
     vfmt = ing.video_format
-    reader = _Reader(ing, vfmt.fps)
-    notes: list[str] = []
+    reader = _Reader(ing)
+    seen: dict[str, int] = {}  # source messages, counted (a stream may repeat one)
     token = stop or StopToken()
     token.attach(bell)
     ports = [IngestPort(ing, audio=i == a_src, video=i == v_src) for i in range(len(group))]
@@ -235,7 +234,8 @@ def capture(
             while ing.statuses:
                 st = ing.statuses.popleft()
                 if st.kind not in ("opened", "eos", "reconnected"):
-                    notes.append(f"{st.kind}: {st.message or st.kind}")
+                    key = f"{st.kind}: {st.message or st.kind}"
+                    seen[key] = seen.get(key, 0) + 1
             if token.requested or all(s.finished.is_set() for s in group):
                 reader.drain()
                 break
@@ -251,6 +251,10 @@ def capture(
         ing.close()
         for s in group:
             s.stop()
+    notes = [m if n == 1 else f"{m} ({n} times)" for m, n in seen.items()]
+    lost_a = ing.audio_ring.overruns + ing.audio_ring.late_reads
+    if lost_a:
+        notes.append(f"{lost_a} audio samples were overwritten before they were read")
     if not reader.fits:
         raise SourceError(
             f"{stream.name}: no audio arrived"
@@ -274,7 +278,7 @@ def capture(
         read_fits=tuple(reader.fits),
         origin_ns=int(origin if origin is not None else 0),
         notes=tuple(notes),
-        audio_lost=ing.audio_ring.overruns + ing.audio_ring.late_reads,
+        audio_lost=lost_a,
         video_lost=ing.frame_ring.overruns,
     )
 

@@ -2,8 +2,8 @@
 
 A broadcast engineer measures a capture chain's audio/video offset by playing a known
 pattern into it and timing what comes out. Here the pattern is a black picture that
-turns full white for `flash_ms`, and a tone burst of `beep_ms` with a sharp onset, both
-starting on the same video frame, at the times of `schedule`.
+turns full white for `flash_ms`, and a tone burst of `beep_ms` with a sharp onset over a
+faint noise floor, both starting on the same video frame, at the times of `schedule`.
 
 Why the events are not once a second: with a period P, an offset d and d - P give the
 same picture, so a 1 s clapperboard cannot tell +600 ms from -400 ms. The gaps between
@@ -56,6 +56,11 @@ class PatternSpec:
         beep_ms: the beep's length.
         flash_ms: how long the picture stays white (at least two frames).
         level_dbfs: the beep's peak level.
+        noise_dbfs: RMS level of a faint white noise under the whole soundtrack (None:
+            digital silence between the beeps). Digital silence is special to many chains
+            (encoders' silence detection, noise gates, Opus DTX) and to avfuse's own sync
+            monitor, which times a sound that follows it late; a dither-level floor keeps
+            the pattern an ordinary signal.
         audio_codec: "aac" or "pcm" (16-bit PCM; .mov and .mkv only).
     """
 
@@ -68,6 +73,7 @@ class PatternSpec:
     beep_ms: float = 100.0
     flash_ms: float = 100.0
     level_dbfs: float = -6.0
+    noise_dbfs: float | None = -60.0
     audio_codec: str = "aac"
 
     def __post_init__(self) -> None:
@@ -84,6 +90,10 @@ class PatternSpec:
             (20.0 <= self.beep_ms <= 400.0, "beep_ms must be in [20, 400]"),
             (20.0 <= self.flash_ms <= 400.0, "flash_ms must be in [20, 400]"),
             (-40.0 <= self.level_dbfs <= 0.0, "level_dbfs must be in [-40, 0]"),
+            (
+                self.noise_dbfs is None or -120.0 <= self.noise_dbfs <= self.level_dbfs - 30,
+                "noise_dbfs must be None or in [-120, level_dbfs - 30]",
+            ),
             (self.audio_codec in ("aac", "pcm"), "audio_codec must be aac or pcm"),
         )
         for ok, message in checks:
@@ -121,7 +131,8 @@ def event_frames(spec: PatternSpec) -> np.ndarray:
 
 
 def pattern_audio(spec: PatternSpec) -> np.ndarray:
-    """The whole soundtrack: float32 mono, silence with a beep at each event's frame time.
+    """The whole soundtrack: float32 mono, a beep at each event's frame time over a faint
+    noise floor (`PatternSpec.noise_dbfs`; seeded, so every pattern file is the same).
 
     A beep rises and falls over 1 ms (a raised cosine), so its onset is sharp but does
     not splatter; detection times the half-amplitude point, 0.5 ms in, and takes that
@@ -131,7 +142,11 @@ def pattern_audio(spec: PatternSpec) -> np.ndarray:
 
     sr = spec.sample_rate
     n_total = int(round(spec.seconds * sr))
-    out = np.zeros(n_total, np.float32)
+    if spec.noise_dbfs is None:
+        out = np.zeros(n_total, np.float32)
+    else:
+        rms = 10.0 ** (spec.noise_dbfs / 20.0)
+        out = (np.random.default_rng(0).standard_normal(n_total) * rms).astype(np.float32)
     n_beep = int(round(spec.beep_ms / 1e3 * sr))
     n_ramp = max(1, int(round(RAMP_S * sr)))
     amp = 10.0 ** (spec.level_dbfs / 20.0)
@@ -144,7 +159,7 @@ def pattern_audio(spec: PatternSpec) -> np.ndarray:
     for frame in event_frames(spec):
         start = int(round(frame / spec.rate * sr))
         stop = min(n_total, start + n_beep)
-        out[start:stop] = beep[: stop - start]
+        out[start:stop] += beep[: stop - start]
     return out
 
 

@@ -57,7 +57,8 @@ def _beep_times(path: Path) -> list[float]:
         for frame in c.decode(audio=0):
             if start is None:
                 start = float(frame.time)
-            chunks.append(frame.to_ndarray().reshape(-1))
+            x = frame.to_ndarray().reshape(-1)
+            chunks.append(x / 32768.0 if x.dtype == np.int16 else x)
     x = np.abs(np.concatenate(chunks))
     loud = np.flatnonzero(x > 0.05)
     onsets = loud[np.concatenate(([True], np.diff(loud) > 0.3 * rate))]
