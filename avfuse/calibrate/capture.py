@@ -202,7 +202,9 @@ def capture(
     """
     group = _one_stream(sources, audio, video)
     bell = Doorbell()
-    stream = build_stream(index=0, sources=group, manifests=[], config=PipelineConfig(), bell=bell)
+    stream = build_stream(
+        index=0, sources=group, manifests=[], config=PipelineConfig(), bell=bell, capture_video=True
+    )
     ing = stream.ingest
     infos = [s.info for s in group]
     a_src = next((i for i, inf in enumerate(infos) if inf.audio is not None), None)

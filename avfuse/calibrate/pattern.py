@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avfuse.errors import UsageError
+from avfuse.errors import BackendUnavailable, UsageError
 
 #: seconds between consecutive events, cycled (see the module docstring)
 CODE: tuple[float, ...] = (
@@ -208,11 +208,16 @@ def write_pattern(path: str | os.PathLike[str], spec: PatternSpec, *, force: boo
     Raises:
         UsageError: unsupported suffix or codec, the file exists (without `force`), or
             its folder is missing or not writable.
+        BackendUnavailable: PyAV (the media extra) is not installed.
     """
-    import av
-
     target = Path(path)
     _check_target(target, spec, force)
+    try:
+        import av
+    except ImportError as e:
+        raise BackendUnavailable(
+            "writing the calibration pattern needs PyAV: pip install 'avfuse[media]'"
+        ) from e
     tmp = target.with_name(f".{target.name}.part{target.suffix}")
     sr = spec.sample_rate
     audio = pattern_audio(spec)

@@ -6,6 +6,8 @@ by avfuse's detection, so a writer that put the beep off its frame is caught on 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -124,3 +126,22 @@ def test_bad_requests_get_one_line_naming_the_fix(
 def test_spec_refuses_odd_sizes() -> None:
     with pytest.raises(UsageError, match="even"):
         PatternSpec(width=321)
+
+
+@pytest.mark.timeout(60)
+def test_without_pyav_the_pattern_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    hide_av = (
+        "import sys; sys.modules['av'] = None; from avfuse.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    out = tmp_path / "p.mp4"
+    r = subprocess.run(
+        [sys.executable, "-c", hide_av, "calibrate", "--pattern", str(out)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "avfuse calibrate: error: writing the calibration pattern needs PyAV: "
+        "pip install 'avfuse[media]'"
+    ]
+    assert not out.exists()
