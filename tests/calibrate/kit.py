@@ -1,4 +1,4 @@
-"""Helpers of the calibration tests."""
+"""What the calibration tests share: the pattern length and running the CLI."""
 
 from __future__ import annotations
 
