@@ -1,11 +1,12 @@
 """The engine's own sync monitor on the calibration pattern (a finding, kept as a test).
 
 `avfuse.engine.sync` times audio onsets from log-mel energy rises. After digital silence
-(columns below its `silence_db`) it timed about half of the pattern's beeps ~70 ms late,
+(columns below its `silence_db`) it used to time about half of the pattern's beeps ~70 ms
+late (the floor stayed at the last beep's level),
 so on a clean flash-and-beep pattern with the audio 200 ms late it found two lags of
 equal weight and said "no usable sync cues". With a -60 dBFS noise floor (the pattern's
-default) it measures the offset. The silent case is marked xfail(strict): it starts
-failing (XPASS) the day the monitor handles digital silence, and the mark must go then.
+default) it measured the offset. Now digital silence lowers the noise floor like any
+quiet does, and both cases measure it.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ def test_the_sync_monitor_measures_the_pattern_over_a_noise_floor(
     assert abs(sync["residual_offset_ms"] - 200.0) <= 15
 
 
-@pytest.mark.xfail(strict=True, reason="sync monitor mis-times onsets after digital silence")
 @pytest.mark.timeout(240)
 def test_the_sync_monitor_measures_the_pattern_over_digital_silence(
     late_pattern: Callable[[float | None], Path],
