@@ -25,7 +25,7 @@ from avfuse.logs import log, set_format
 from avfuse.signals import drain_on_signals, exit_status
 
 #: sub-command modules, in the order `--help` lists them
-COMMANDS = ("demo", "run", "devices", "info", "config", "train", "export", "bench")
+COMMANDS = ("demo", "run", "devices", "info", "config", "train", "export", "serve", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
