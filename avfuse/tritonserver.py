@@ -163,6 +163,22 @@ def python_env_problem(env: PythonEnv, install: ServerInstall) -> str | None:
     return None
 
 
+def check_python_env(install: ServerInstall, prefix: str | Path | None) -> PythonEnv:
+    """The stub's environment (default: `default_python_env`), checked.
+
+    Raises:
+        UsageError: it cannot run the python backend's models (the message says why and
+            how to make one that can).
+    """
+    penv = inspect_python_env(prefix or default_python_env())
+    problem = python_env_problem(penv, install)
+    if problem is not None:
+        raise UsageError(
+            f"the python backend cannot run in {penv.prefix}: {problem}: {STUB_ENV_FIX}"
+        )
+    return penv
+
+
 @dataclass
 class TritonServer:
     """A tritonserver process on 127.0.0.1 serving `repository` (a context manager).
@@ -223,12 +239,7 @@ class TritonServer:
         ]
         libs = [str(inst.libs)] if inst.libs else []
         if inst.stubs is not None:
-            penv = inspect_python_env(self.python_env or default_python_env())
-            problem = python_env_problem(penv, inst)
-            if problem is not None:
-                raise UsageError(
-                    f"the python backend cannot run in {penv.prefix}: {problem}: {STUB_ENV_FIX}"
-                )
+            penv = check_python_env(inst, self.python_env)
             cmd.append(f"--backend-directory={self._backend_dir(inst, penv)}")
             libs.append(str(penv.libdir))
             env["PATH"] = f"{penv.prefix / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -361,6 +372,7 @@ def default_python_env() -> Path:
 
 __all__ = [
     "PythonEnv",
+    "check_python_env",
     "ServerInstall",
     "TritonServer",
     "default_python_env",

@@ -78,16 +78,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, drains=True)
 
 
+def _backend_of(folder: Path) -> str:
+    """The backend a model folder's config.pbtxt asks for ("?" when it names none)."""
+    text = (folder / "config.pbtxt").read_text(encoding="utf-8", errors="replace")
+    m = re.search(r'^\s*backend:\s*"([^"]+)"', text, re.M)
+    if m:
+        return m.group(1)
+    m = re.search(r'^\s*platform:\s*"([^"]+)"', text, re.M)
+    return _PLATFORMS.get(m.group(1), m.group(1)) if m else "?"
+
+
 def servable(repository: Path, available: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """(models this server can run, notes on the ones it cannot) in a repository."""
     ok, notes = [], []
     for cfg in sorted(repository.glob("*/config.pbtxt")):
-        text = cfg.read_text(encoding="utf-8", errors="replace")
-        m = re.search(r'^\s*backend:\s*"([^"]+)"', text, re.M)
-        backend = m.group(1) if m else None
-        if backend is None:
-            m = re.search(r'^\s*platform:\s*"([^"]+)"', text, re.M)
-            backend = _PLATFORMS.get(m.group(1), m.group(1)) if m else "?"
+        backend = _backend_of(cfg.parent)
         name = cfg.parent.name
         if backend in available:
             ok.append(name)
@@ -99,7 +104,7 @@ def servable(repository: Path, available: tuple[str, ...]) -> tuple[list[str], l
 def run(args: argparse.Namespace) -> int:
     """Start the server, print how to use it, serve until stopped."""
     from avfuse.engine.control import Doorbell
-    from avfuse.tritonserver import TritonServer, find_tritonserver
+    from avfuse.tritonserver import TritonServer, check_python_env, find_tritonserver
 
     repo: Path = args.repository
     if not repo.is_dir():
@@ -115,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         models = list(args.model)
     if not models:
         raise UsageError(f"{repo} has no model this server can run ({'; '.join(notes) or 'empty'})")
+    if install.stubs is not None and any(_backend_of(repo / m) == "python" for m in models):
+        check_python_env(install, args.python_env)  # before anything is printed or started
     server = TritonServer(
         repository=repo,
         models=tuple(models),
