@@ -276,6 +276,7 @@ class TritonServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C for the client is not one for the server
+            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=self._read_log, daemon=True).start()
         self.wait_ready(ready_timeout_s)
@@ -352,6 +353,19 @@ class TritonServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM it when the process that started it dies (even by SIGKILL).
+
+    Linux's PR_SET_PDEATHSIG; elsewhere a killed parent leaves the server running.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:

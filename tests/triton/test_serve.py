@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,26 @@ def test_serve_prints_a_run_command_that_works_and_stops_on_sigterm(
 
 
 @pytest.mark.timeout(120)
+def test_a_killed_serve_takes_its_server_with_it(repo: Path, stub_env: Path) -> None:
+    """SIGKILL leaves no chance to clean up; the server must not outlive its parent."""
+    grpc = free_port()
+    proc = serve(str(repo), "--python-env", str(stub_env), "--grpc-port", str(grpc),
+                 "--http-port", "0", "--metrics-port", "0")  # fmt: skip
+    try:
+        assert proc.stdout is not None and "serving" in proc.stdout.readline()
+        assert _listening(grpc)
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 30  # the server drains for up to its exit timeout (5 s)
+        while _listening(grpc) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _listening(grpc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.timeout(120)
 def test_serve_refuses_a_stub_environment_with_numpy_2(repo: Path, install) -> None:  # noqa: ANN001
     """pytriton's stub passes empty tensors under numpy 2: refused before starting."""
     import numpy
@@ -78,7 +99,11 @@ def test_serve_refuses_a_stub_environment_with_numpy_2(repo: Path, install) -> N
         pytest.skip("needs pytriton's server and numpy 2 in this environment")
     p = serve(str(repo), "--python-env", sys.prefix, "--grpc-port", "0", "--http-port", "0",
               "--metrics-port", "0")  # fmt: skip
-    _, err = p.communicate(timeout=100)
+    try:
+        _, err = p.communicate(timeout=100)
+    finally:
+        if p.poll() is None:
+            p.kill()
     assert p.returncode == 2
     assert re.search(r"numpy 2\.\S+ is there", err) and "--python-env ENV" in err
     assert len(err.strip().splitlines()) == 1, err
