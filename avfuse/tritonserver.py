@@ -189,7 +189,8 @@ class TritonServer:
         install: from `find_tritonserver` (default: found now).
         python_env: the stub's environment (pytriton installs; default: this one).
         grpc_port, http_port, metrics_port: 0 picks free ports.
-        log: where the server's output goes (default: kept, the last lines in errors).
+        cpus: pin the server to these CPUs (``taskset -c CPUS``, e.g. "1"), or None.
+    The server's last log lines are kept for error messages (`log_tail`).
     """
 
     repository: Path
@@ -199,6 +200,7 @@ class TritonServer:
     grpc_port: int = 8001
     http_port: int = 8000
     metrics_port: int = 8002
+    cpus: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _tail: deque[str] = field(default_factory=lambda: deque(maxlen=40), init=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
@@ -245,6 +247,11 @@ class TritonServer:
             env["PATH"] = f"{penv.prefix / 'bin'}{os.pathsep}{env.get('PATH', '')}"
             env.pop("PYTHONHOME", None)
             env.pop("PYTHONPATH", None)  # the stub must see its environment, not ours
+        if self.cpus is not None:
+            taskset = shutil.which("taskset")
+            if taskset is None:
+                raise UsageError("pinning the server needs taskset (util-linux)")
+            cmd = [taskset, "-c", self.cpus, *cmd]
         if libs:
             env["LD_LIBRARY_PATH"] = os.pathsep.join([*libs, env.get("LD_LIBRARY_PATH", "")])
         return cmd, env
