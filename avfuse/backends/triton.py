@@ -20,6 +20,7 @@ bounded (`in_flight`); `last_request_ms` is the round trip of the last request a
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -54,6 +55,11 @@ class TritonBackend(Backend):
 
     # ------------------------------------------------------------------ load
     def _load(self, manifest: Manifest) -> None:
+        if self.options.device != "cpu" or self.options.threads:
+            raise UsageError(
+                "the Triton server decides devices and threads (instance_group, set by "
+                "`avfuse export --triton --gpu/--instances`): drop --device and --threads"
+            )
         s = TritonSettings.from_options(self.options.extra)
         self.settings = s
         self.transport = Transport(s)
@@ -76,10 +82,15 @@ class TritonBackend(Backend):
         self._outputs = [o.name for o in self.manifest.outputs]
         self._wire = {t.name: t for t in (*self.layout.inputs, *self.layout.outputs)}
         self._np_types = {o.name: np_dtype(o.dtype) for o in self.manifest.outputs}
+        self._stats_lock = threading.Lock()
         self._slots: queue.Queue[ShmSlot | None] = queue.Queue()
         for i in range(s.in_flight):
-            self._slots.put(ShmSlot(self.transport, f"avfuse_{id(self):x}_{i}") if s.shm ==
-                            "system" else None)  # fmt: skip
+            self._slots.put(ShmSlot(f"avfuse_{id(self):x}_{i}") if s.shm == "system" else None)
+        # a gRPC client is thread-safe and shared; an HTTP client (gevent) works only on
+        # the thread that made it, so each calling thread gets its own
+        self._local = threading.local()
+        self._local.transport = self.transport
+        self._transports = [self.transport]
 
     def _connect(self, s: TritonSettings) -> None:
         why = ""
@@ -213,6 +224,17 @@ class TritonBackend(Backend):
         finally:
             self._slots.put(slot)
 
+    def _client(self) -> Transport:
+        """The calling thread's client (the shared one for gRPC)."""
+        if self.settings.protocol == "grpc":
+            return self.transport
+        tr = getattr(self._local, "transport", None)
+        if tr is None:
+            tr = self._local.transport = Transport(self.settings)
+            with self._stats_lock:
+                self._transports.append(tr)
+        return tr
+
     def _with_retries(
         self, feeds: dict[str, np.ndarray], n: int, slot: ShmSlot | None
     ) -> dict[str, np.ndarray]:
@@ -231,20 +253,22 @@ class TritonBackend(Backend):
                         f"triton request to {self.model_name!r} at {s.url} failed{tries}: "
                         f"{one_line(e)}"
                     ) from e
-                self.retried += 1
+                with self._stats_lock:
+                    self.retried += 1
                 time.sleep(delay)
                 delay = min(2 * delay, MAX_BACKOFF_S)
                 continue
             ms = (time.perf_counter_ns() - t0) / 1e6
-            self.last_request_ms = ms
-            self.request_ms.append(ms)
+            with self._stats_lock:
+                self.last_request_ms = ms
+                self.request_ms.append(ms)
             return out
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(
         self, feeds: dict[str, np.ndarray], n: int, slot: ShmSlot | None
     ) -> dict[str, np.ndarray]:
-        tr = self.transport
+        tr = self._client()
         inputs = []
         for name, a in feeds.items():
             t = self._wire[name]
@@ -259,7 +283,9 @@ class TritonBackend(Backend):
             result = tr.infer(self.model_name, [i for i, _ in inputs], outputs)
             return {o: np.array(result.as_numpy(o)) for o in self._outputs}
         sizes = self._output_bytes(n)
-        slot.bind(inputs, [(r, o, sizes[o]) for r, o in zip(outputs, self._outputs, strict=True)])
+        slot.bind(
+            tr, inputs, [(r, o, sizes[o]) for r, o in zip(outputs, self._outputs, strict=True)]
+        )
         result = tr.infer(self.model_name, [i for i, _ in inputs], outputs)
         return slot.read(result, {o: self._np_types[o] for o in self._outputs})
 
@@ -284,8 +310,9 @@ class TritonBackend(Backend):
             except queue.Empty:
                 break
             if slot is not None:
-                slot.close()
-        self.transport.close()
+                slot.close(self._client())
+        for tr in self._transports:
+            tr.close()
 
     def server_statistics(self) -> dict[str, Any]:
         """The server's statistics of the model (Triton's statistics API)."""

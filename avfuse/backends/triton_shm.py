@@ -28,11 +28,10 @@ def _aligned(n: int) -> int:
 class ShmSlot:
     """One registered region, used by one request at a time."""
 
-    def __init__(self, transport: Any, name: str) -> None:
+    def __init__(self, name: str) -> None:
         from tritonclient.utils import shared_memory
 
         self._shm = shared_memory
-        self.transport = transport
         self.name = f"{name}_{os.getpid()}"
         self.key = "/" + self.name
         self.handle: Any = None
@@ -40,9 +39,9 @@ class ShmSlot:
         self.registered = False
         self._out: dict[str, tuple[int, int]] = {}
 
-    def _ensure(self, size: int) -> None:
+    def _ensure(self, transport: Any, size: int) -> None:
         if self.handle is None or size > self.size:
-            self._release()
+            self._release(transport)
             new = max(size, 2 * self.size, MIN_REGION)
             try:
                 self.handle = self._shm.create_shared_memory_region(
@@ -52,21 +51,25 @@ class ShmSlot:
                 raise BackendError(f"triton shm: cannot create region {self.key}: {e}") from e
             self.size = new
         if not self.registered:
-            self.transport.unregister_shm(self.name)  # a stale one from before a restart
-            self.transport.register_shm(self.name, self.key, self.size)
+            transport.unregister_shm(self.name)  # a stale one from before a restart
+            transport.register_shm(self.name, self.key, self.size)
             self.registered = True
 
     def bind(
-        self, inputs: list[tuple[Any, np.ndarray]], outputs: list[tuple[Any, str, int]]
+        self,
+        transport: Any,
+        inputs: list[tuple[Any, np.ndarray]],
+        outputs: list[tuple[Any, str, int]],
     ) -> None:
         """Copy inputs into the region and point inputs and outputs at their offsets.
 
         Args:
+            transport: the calling thread's client (registers the region when needed).
             inputs: (InferInput, its contiguous array).
             outputs: (InferRequestedOutput, its name, its byte size).
         """
         need = sum(_aligned(a.nbytes) for _, a in inputs) + sum(_aligned(n) for *_, n in outputs)
-        self._ensure(need)
+        self._ensure(transport, need)
         offset = 0
         for inp, a in inputs:
             self._shm.set_shared_memory_region(self.handle, [a], offset=offset)
@@ -92,18 +95,18 @@ class ShmSlot:
         """The server lost the registration (it restarted): register again on next use."""
         self.registered = False
 
-    def _release(self) -> None:
+    def _release(self, transport: Any) -> None:
         if self.handle is not None:
             if self.registered:
-                self.transport.unregister_shm(self.name)
+                transport.unregister_shm(self.name)
                 self.registered = False
             self._shm.destroy_shared_memory_region(self.handle)
             self.handle = None
             self.size = 0
 
-    def close(self) -> None:
+    def close(self, transport: Any) -> None:
         """Unregister and destroy the region."""
-        self._release()
+        self._release(transport)
 
 
 __all__ = ["ShmSlot"]

@@ -197,7 +197,8 @@ class BenchConfig:
             elif name == "torch-cuda":
                 out.append(Variant(backend="torch", device="cuda"))
             elif name == "triton":
-                out.append(Variant(backend="triton", url=self.extra.get("triton_url")))
+                # the server owns threads and devices: no client-side thread count
+                out.append(Variant(backend="triton", threads=0, url=self.extra.get("triton_url")))
             elif name == "tensorrt":
                 out += [Variant(backend="tensorrt", device="cuda", precision=p) for p in ("fp16",)]
             else:

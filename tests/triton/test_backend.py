@@ -183,3 +183,10 @@ def test_bad_url_options_are_usage_errors(repo: Path) -> None:
             create_backend(f"triton:{url}").load(m)
     with pytest.raises(UsageError, match="takes no server URL"):
         create_backend("ort:grpc://127.0.0.1:1")
+
+
+def test_devices_and_threads_are_the_servers_to_choose(repo: Path) -> None:
+    m = load_manifest(repo / "avfuse-late_python")
+    for kw in ({"device": "cuda"}, {"threads": 2}):
+        with pytest.raises(UsageError, match="drop --device and --threads"):
+            create_backend("triton:grpc://127.0.0.1:1", **kw).load(m)

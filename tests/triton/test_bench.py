@@ -22,14 +22,14 @@ def test_bench_reports_client_latency_and_server_statistics(
 ) -> None:
     code = main([
         "bench", "--scenario", "single-stream", "--model", str(repo / "avfuse-late_python"),
-        "--backends", "triton", "--triton-url", server.grpc_url, "--threads", "1",
+        "--backends", "triton", "--triton-url", server.grpc_url,
         "--min-duration-ms", "20", "--min-queries", "30", "--warmup", "2", "--repeats", "1",
         "--data", "synthetic", "--no-plots", "--out", str(tmp_path),
     ])  # fmt: skip
     assert code == 0
-    assert "triton t1 fp32" in capsys.readouterr().out
+    assert "triton t0 fp32" in capsys.readouterr().out
     record = json.loads(next(tmp_path.glob("*-single-stream.json")).read_text())
-    (entry,) = [r for r in record["results"] if r["label"] == "triton t1 fp32"]
+    (entry,) = [r for r in record["results"] if r["label"] == "triton t0 fp32"]
     assert entry["status"] == "ok", entry
     assert entry["latency_ms"]["p50"] > 0
     srv = entry["server"]

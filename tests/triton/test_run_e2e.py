@@ -195,3 +195,19 @@ def test_a_server_gone_for_good_ends_the_run_with_exit_1_and_one_line(
     faults = _faults(records(out))
     assert len(faults) == 3 and [f["recoverable"] for f in faults] == [True, True, False]
     assert "triton request" in err[-1] and "failed after 3 tries" in err[-1]
+
+
+@pytest.mark.timeout(120)
+def test_http_with_shared_memory_runs_from_the_pipeline_thread(
+    server,  # noqa: ANN001
+    repo: Path,
+    tmp_path: Path,
+) -> None:
+    """The pipeline calls the backend from its own thread; HTTP clients are per slot."""
+    out = tmp_path / "r.jsonl"
+    p = avfuse_run("--source", "synthetic", "--duration", "3", "--values", "--backend", "triton",
+                   "--triton-url", f"{server.http_url}?shm=system",
+                   "--model", str(repo / "avfuse-late_python"), out=out)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-1500:]
+    recs = records(out)
+    assert _values(recs) >= 10 and not _faults(recs)
