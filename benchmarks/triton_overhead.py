@@ -137,15 +137,28 @@ def search(run: Any, streams: list[int], bound_ms: float) -> dict[str, Any]:
     return {"max_streams": best, "tried": tried}
 
 
-def server_breakdown(be: Any) -> dict[str, Any]:
+PHASES = ("queue", "compute_input", "compute_infer", "compute_output", "success")
+
+
+def server_totals(be: Any) -> dict[str, Any]:
+    """The server's counters for the model (totals since it loaded)."""
     st = be.server_statistics()["model_stats"][0]
     inf = st.get("inference_stats", {})
     out = {"inference_count": int(st.get("inference_count", 0)),
            "execution_count": int(st.get("execution_count", 0))}  # fmt: skip
-    for phase in ("queue", "compute_input", "compute_infer", "compute_output", "success"):
+    for phase in PHASES:
         d = inf.get(phase, {})
-        n = int(d.get("count", 0))
-        out[f"{phase}_mean_us"] = round(int(d.get("ns", 0)) / n / 1e3, 1) if n else None
+        out[phase] = (int(d.get("count", 0)), int(d.get("ns", 0)))
+    return out
+
+
+def server_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What the server did between two `server_totals`: counts and mean us per phase."""
+    out = {k: after[k] - before[k] for k in ("inference_count", "execution_count")}
+    for phase in PHASES:
+        n = after[phase][0] - before[phase][0]
+        ns = after[phase][1] - before[phase][1]
+        out[f"{phase}_mean_us"] = round(ns / n / 1e3, 1) if n else None
     return out
 
 
@@ -209,12 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             server_side = {}
             for name, url in modes.items():
                 with create_backend(f"triton:{url}").load(m) as be:
-                    before = server_breakdown(be)
+                    before = server_totals(be)
                     over[name] = sequential(be, args.requests)
-                    server_side[name] = server_breakdown(be)
-                    server_side[name]["requests_in_this_mode"] = (
-                        server_side[name]["inference_count"] - before["inference_count"]
-                    )
+                    server_side[name] = server_delta(before, server_totals(be))
             for name, s in over.items():
                 extra = ""
                 if name != "ort":
@@ -223,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     extra = f"  (+{s['overhead_vs_ort_ms']['p50']:.3f} ms p50 vs ort)"
                 print(f"  {name:<16} p50 {s['p50']:.3f} ms  p99 {s['p99']:.3f} ms{extra}")
+            for name, d in server_side.items():
+                phases = [f"{k[:-8]} {v} us" for k, v in d.items() if k.endswith("_mean_us")]
+                print(f"  server side of {name}: " + ", ".join(phases))
             result["overhead"] = over
             result["server_statistics"] = server_side
             print(f"streams at {args.fps:g} fps, p99 <= {args.bound_ms:g} ms:")
@@ -239,10 +252,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             with create_backend(f"triton:{server.grpc_url}?in_flight=256").load(m) as be:
                 print("  triton gRPC, one client per stream (server batches)")
+                before = server_totals(be)
                 scale["triton-clients"] = search(
                     lambda n: paced_clients(be, n, args.fps, args.seconds), streams, args.bound_ms
                 )
-                result["server_statistics"]["after_streams"] = server_breakdown(be)
+                result["server_statistics"]["triton-clients"] = server_delta(
+                    before, server_totals(be)
+                )
             result["streams"] = scale
     result["finished_utc"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     out = Path(args.out)

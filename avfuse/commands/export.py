@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--variants",
+        metavar="LIST",
         type=_args.name_list(("onnx", "python", "plan")),
         default=("onnx", "python", "plan"),
         help="which models to write: onnx (onnxruntime backend), python (ONNX Runtime in the "
@@ -56,12 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-batch",
         type=_args.int_range(1, 1024),
         default=8,
+        metavar="N",
         help="max_batch_size when the graph's batch is dynamic (default 8, as avfuse run)",
     )
     t.add_argument(
         "--queue-delay-us",
         type=_args.int_range(0, 1_000_000),
         default=500,
+        metavar="US",
         help="the dynamic batcher's max_queue_delay_microseconds (default 500)",
     )
     t.add_argument(

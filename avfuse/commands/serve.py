@@ -47,11 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="a model to load (repeat; default: every one this server can run)",
     )
-    p.add_argument("--grpc-port", type=_args.int_range(0, 65535), default=8001,
+    p.add_argument("--grpc-port", type=_args.int_range(0, 65535), default=8001, metavar="PORT",
                    help="gRPC port (default 8001; 0: a free one)")  # fmt: skip
-    p.add_argument("--http-port", type=_args.int_range(0, 65535), default=8000,
+    p.add_argument("--http-port", type=_args.int_range(0, 65535), default=8000, metavar="PORT",
                    help="HTTP port (default 8000; 0: a free one)")  # fmt: skip
-    p.add_argument("--metrics-port", type=_args.int_range(0, 65535), default=8002,
+    p.add_argument("--metrics-port", type=_args.int_range(0, 65535), default=8002, metavar="PORT",
                    help="Prometheus metrics port (default 8002; 0: a free one)")  # fmt: skip
     p.add_argument(
         "--python-env",
