@@ -190,3 +190,14 @@ def test_devices_and_threads_are_the_servers_to_choose(repo: Path) -> None:
     for kw in ({"device": "cuda"}, {"threads": 2}):
         with pytest.raises(UsageError, match="drop --device and --threads"):
             create_backend("triton:grpc://127.0.0.1:1", **kw).load(m)
+
+
+def test_the_bundled_manifest_finds_its_python_variant_by_name(server) -> None:  # noqa: ANN001
+    """No model= given: the manifest's name, else NAME_python, else NAME_plan, if READY."""
+    from avfuse.assets import default_model_path
+
+    with create_backend(f"triton:{server.grpc_url}").load(
+        load_manifest(default_model_path())
+    ) as be:
+        assert be.model_name == "avfuse-late_python"
+        assert be.infer(feeds(2))["logits"].shape == (2, 11)
