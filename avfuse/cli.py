@@ -36,6 +36,7 @@ COMMANDS = (
     "config",
     "train",
     "export",
+    "serve",
     "bench",
 )
 
