@@ -2,9 +2,10 @@
 
 The server's only backend is `python`; its stub embeds the interpreter of a Python
 environment that must have numpy < 2 (the stub of pytriton 0.7 passes empty tensors
-under numpy 2) and onnxruntime. `stub_env` uses $AVFUSE_TRITON_PYTHON_ENV when it is
-such an environment, else builds one once in pytest's cache folder with pip (numpy<2
-and this environment's onnxruntime version, so the server computes what `ort` does).
+under numpy 2) and onnxruntime. `stub_env` uses $AVFUSE_TRITON_PYTHON_ENV, else the
+checkout's `.venv-triton` (made by `scripts/install.sh --all`) when it is such an
+environment, else builds one once in pytest's cache folder with pip (numpy<2 and this
+environment's onnxruntime version, so the server computes what `ort` does).
 Without tritonclient or a tritonserver the tests that need them skip with the reason.
 """
 
@@ -22,8 +23,9 @@ import pytest
 
 from avfuse.assets import default_model_path
 from tests.fixtures.models import write_tiny_model
-from tests.triton.kit import need_tritonclient, start_server
+from tests.triton.kit import missing, need_tritonclient, start_server
 
+ROOT = Path(__file__).resolve().parents[2]
 STUB_PACKAGES = ("numpy<2", f"onnxruntime=={importlib.metadata.version('onnxruntime')}")
 
 
@@ -37,7 +39,7 @@ def install():  # noqa: ANN201 - ServerInstall
     try:
         return find_tritonserver()
     except BackendUnavailable as e:
-        pytest.skip(f"{e} (pip install --no-deps nvidia-pytriton)")
+        missing(f"{e} (pip install --no-deps nvidia-pytriton)")
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +47,8 @@ def stub_env(install, request: pytest.FixtureRequest) -> Path:  # noqa: ANN001
     """A Python environment the python backend's stub can run ONNX Runtime in."""
     from avfuse.tritonserver import inspect_python_env, python_env_problem
 
-    given = os.environ.get("AVFUSE_TRITON_PYTHON_ENV")
-    if given and python_env_problem(inspect_python_env(given), install) is None:
+    given = os.environ.get("AVFUSE_TRITON_PYTHON_ENV") or str(ROOT / ".venv-triton")
+    if Path(given).is_dir() and python_env_problem(inspect_python_env(given), install) is None:
         return Path(given)
     folder = Path(request.config.cache.mkdir("triton-python-env")) / "env"
     stamp = folder / "avfuse-packages.json"
@@ -61,10 +63,10 @@ def stub_env(install, request: pytest.FixtureRequest) -> Path:  # noqa: ANN001
         timeout=600,
     )
     if pip.returncode != 0:
-        pytest.skip(f"cannot build the python stub's environment: {pip.stderr.strip()[-300:]}")
+        missing(f"cannot build the python stub's environment: {pip.stderr.strip()[-300:]}")
     problem = python_env_problem(inspect_python_env(folder), install)
     if problem is not None:
-        pytest.skip(f"the python stub's environment is unusable: {problem}")
+        missing(f"the python stub's environment is unusable: {problem}")
     stamp.write_text(json.dumps(list(STUB_PACKAGES)))
     return folder
 

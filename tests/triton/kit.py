@@ -10,13 +10,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def missing(reason: str) -> None:
+    """Skip naming what to install; under CI, where `install.sh --all` installs it, fail.
+
+    A skipped Triton test in CI would be a test counted as run that never ran.
+    """
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI runs `bash scripts/install.sh --all`, which installs it)")
+    pytest.skip(reason)
+
+
 def need_tritonclient() -> None:
     """Skip (with the install command) when tritonclient is missing."""
     try:
         import tritonclient.grpc  # noqa: F401
         import tritonclient.http  # noqa: F401
     except (ImportError, RuntimeError) as e:
-        pytest.skip(f"tritonclient is not installed ({e}): pip install 'tritonclient[grpc,http]'")
+        missing(f"tritonclient is not installed ({e}): pip install 'tritonclient[grpc,http]'")
 
 
 def start_server(repository: Path, models: tuple[str, ...], stub_env: Path, install, **ports):  # noqa: ANN001, ANN003, ANN201

@@ -16,7 +16,7 @@ from avfuse.errors import ModelError, UsageError
 from avfuse.manifest import load_manifest
 from avfuse.tritonserver import free_port
 from tests.fixtures.models import write_tiny_model
-from tests.triton.kit import start_server
+from tests.triton.kit import need_tritonclient, start_server
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -121,6 +121,7 @@ def test_server_statistics_count_what_was_sent(server, repo: Path) -> None:  # n
 
 
 def test_an_unreachable_server_at_load_is_a_one_line_usage_error(repo: Path) -> None:
+    need_tritonclient()
     m = load_manifest(repo / "avfuse-late_python")
     url = f"grpc://127.0.0.1:{free_port()}?retries=1&backoff_ms=10"
     with pytest.raises(UsageError, match="cannot reach the Triton server") as e:

@@ -14,7 +14,7 @@ import pytest
 
 from avfuse.tritonserver import free_port
 from tests.fixtures.ffmpeg import needs_ffmpeg
-from tests.triton.kit import env, start_server
+from tests.triton.kit import env, need_tritonclient, start_server
 
 pytestmark = [needs_ffmpeg, pytest.mark.slow]
 
@@ -84,6 +84,7 @@ def test_triton_gives_the_events_ort_gives_on_the_same_file(
 
 @pytest.mark.timeout(120)
 def test_an_unreachable_server_at_start_exits_2_with_one_line(tmp_path: Path) -> None:
+    need_tritonclient()
     url = f"grpc://127.0.0.1:{free_port()}?retries=1&backoff_ms=10"
     p = avfuse_run("--source", "synthetic", "--duration", "3", "--backend", "triton",
                    "--triton-url", url, out=tmp_path / "r.jsonl")  # fmt: skip
