@@ -24,7 +24,9 @@ and latency come from the pipeline's stats ticks (times `tick_t`), the newest ti
 each sample. A fault's window runs from its injection until it recovered and the
 latency settled (`t_window_end`); a tick interval overlapping it belongs to the fault.
 Memory, fds and threads need no settled latency: they are judged from `settle_s` after
-the recovery (a reconnected stream whose latency is still high holds its resources).
+the recovery (a reconnected stream whose latency is still high holds its resources),
+memory `rss_settle_s` later still where a fault says so (a reopened network stream's
+receive buffer takes memory as it fills again).
 """
 
 from __future__ import annotations
@@ -176,18 +178,20 @@ def analyse(
     cum = np.asarray(e2e_cumulative, dtype=np.int64)
     spans = _spans(tick_t, faults, float(t[-1]) if len(t) else 0.0)
     in_fault = np.zeros(len(t), bool)  # a process sample taken before a fault recovered
+    in_fault_rss = np.zeros(len(t), bool)  # ... or while its buffers fill again
     faulty = np.zeros(len(t), bool)  # the tick interval ending at j touches a fault window
     for f, (i0, i1) in zip(faults, spans, strict=True):
         rec = f.get("t_recovered")
         end = rec + settle_s if rec is not None else (f.get("t_window_end") or math.inf)
         in_fault |= (t >= f["t_inject"]) & (t <= end)
+        in_fault_rss |= (t >= f["t_inject"]) & (t <= end + f.get("rss_settle_s", 0.0))
         faulty[i0 + 1 : i1 + 1] = True
     judged = t >= warmup_s
     calm = judged & ~in_fault
     k = g.window_samples
     out: dict[str, Any] = {}
 
-    idx = np.flatnonzero(calm)
+    idx = np.flatnonzero(judged & ~in_fault_rss)
     if len(idx) >= 2 * k:
         base, end = (
             float(np.median(col["rss_mb"][idx[:k]])),

@@ -6,7 +6,7 @@ thread) until the run shows it recovered or `recovery_timeout_s` passed:
 
     stream_kill    the network stream's ffmpeg is killed; after `outage_s` a new one
                    starts on the same port. Recovered: the stream reported the loss and
-                   the reconnect, and its frames flow again.
+                   the reconnect, both its tracks are up and its frames flow again.
     webhook_stall  the webhook endpoint stops answering for `stall_s`. Recovered: the
                    sink delivered again and its backlog drained.
     slow_sink      a callback sink blocks the pipeline's thread for `slow_sink_s`, once.
@@ -52,6 +52,7 @@ class Rig:
     stall_s: float = 6.0
     slow_sink_s: float = 1.0
     restart: bool = True
+    refill_s: float = 12.0
     seen: dict[tuple[Any, ...], float] = field(default_factory=dict)
     slow_blocks: list[tuple[float, float]] = field(default_factory=list)
 
@@ -120,6 +121,7 @@ class StreamKill(Fault):
     kind = "stream_kill"
 
     def inject(self, tick: Tick | None) -> None:
+        self.details["rss_settle_s"] = self.rig.refill_s
         self.rig.sender.kill()
         self.restarted_at: float | None = None
         self.base: dict[str, int] = {}
@@ -137,6 +139,9 @@ class StreamKill(Fault):
         if self.restarted_at is None or not (lost > self.t_inject and back > self.t_inject):
             return False
         if tick is None or tick.time_s <= back or frames_of(tick, name) <= self.base[name]:
+            return False
+        snap = next(s for s in tick.snapshot["streams"] if s["name"] == name)
+        if not (snap["audio_up"] and snap["video_up"]):  # both tracks back
             return False
         self.details["reported_loss_after_s"] = round(lost - self.t_inject, 3)
         self.details["reconnected_after_restart_s"] = round(back - self.restarted_at, 3)

@@ -65,13 +65,16 @@ class SoakConfig:
         recovery_timeout_s: a fault not recovered after this long counts as not recovered.
         settle_s: after a recovery, the aftermath still belongs to the fault at least this
             long, and until the end-to-end p99 is back to its level before the fault
-            (at most `settle_timeout_s`; how long it took is in the fault's report).
+            in `settle_intervals` sample intervals in a row (at most `settle_timeout_s`;
+            how long it took is in the fault's report).
         path: "session" (avfuse.api.start, as `avfuse run`) or "pipeline".
         jsonl_max_mb: the JSONL sink rotates past this size (keeping 3 files).
         udp_muxrate: the network stream is padded to this constant rate. FFmpeg's UDP
             receive buffer (9.4 MB, the `fifo_size` MediaSource sets) takes memory as it
             first fills: at the scene's own ~0.6 Mbit/s that lasts two minutes and would
             read as growth; at 8 Mbit/s it is over in ~10 s, inside the warm-up.
+        udp_refill_s: after the network stream reconnects, memory is judged again only
+            this long after the recovery (the new receive buffer fills again).
         sabotage: one of `SABOTAGE`, once per fault (checks the checks).
         progress_every_s: a progress line on the progress stream this often.
         goals: the verdicts' bounds.
@@ -90,9 +93,11 @@ class SoakConfig:
     recovery_timeout_s: float = 30.0
     settle_s: float = 2.0
     settle_timeout_s: float = 60.0
+    settle_intervals: int = 4
     path: Literal["session", "pipeline"] = "session"
     jsonl_max_mb: float = 0.05
     udp_muxrate: str | None = "8M"
+    udp_refill_s: float = 12.0
     sabotage: str | None = None
     progress_every_s: float = 30.0
     goals: SoakGoals = field(default_factory=SoakGoals)
@@ -203,14 +208,17 @@ def run_soak(cfg: SoakConfig, *, progress: TextIO | None = sys.stderr) -> dict[s
             rig = Rig(sender=sender, endpoint=endpoint, webhook=webhook, backend=backend,
                       probe=probe, streams=streams, net_stream="udp", max_batch=pcfg.max_batch,
                       outage_s=cfg.outage_s, stall_s=cfg.stall_s, slow_sink_s=cfg.slow_sink_s,
-                      restart=cfg.sabotage != "no_restart")  # fmt: skip
+                      restart=cfg.sabotage != "no_restart",
+                      refill_s=cfg.udp_refill_s)  # fmt: skip
             loop = _Loop(cfg, rig, pipe, sampler, progress)
             error = loop.run()
             t_stop = time.monotonic()
+            retained = 0
             try:
                 if session is not None:
                     session.stop()
-                    session.wait(60)
+                    res = session.wait(60)
+                    retained = len(res.records) if res is not None else 0
                 else:
                     pipe.stop(60)
                     pipe.wait(0)
@@ -241,7 +249,7 @@ def run_soak(cfg: SoakConfig, *, progress: TextIO | None = sys.stderr) -> dict[s
         "run_error": error,
         "records": {"/".join(str(x) for x in k): v for k, v in sorted(loop.counts.items())},
         "records_sent": loop.n_records,
-        "retained_by_session": loop.n_records if cfg.path == "session" else 0,
+        "retained_by_session": retained,
         "jsonl_rotations": rotated,
         "webhook": {
             **webhook.figures(),
@@ -359,8 +367,9 @@ class _Loop:
     def _advance(self, f: Fault, now: float, tick: Tick | None) -> bool:
         """Move a fault on (recovering, then settling); True once its window has closed.
 
-        Settled: `settle_s` after the recovery, the p99 of the last two sample intervals
-        (both after the recovery) is within 1.5 x + 5 ms of its level before the fault.
+        Settled: `settle_s` after the recovery, the p99 of each of the last
+        `settle_intervals` sample intervals (all after the recovery) is within 1.5 x + 5 ms
+        of its level before the fault.
         """
         cfg = self.cfg
         if f.t_recovered is None:
@@ -376,8 +385,9 @@ class _Loop:
         before = f.details.get("p99_before_ms")
         c = self.series.columns()
         after = c["p99_ms"][c["t"] > f.t_recovered - self.t0 + cfg.sample_every_s]
+        n = cfg.settle_intervals
         settled = before is None or (
-            len(after) >= 2 and bool(np.all(after[-2:] <= 1.5 * before + 5.0))
+            len(after) >= n and bool(np.all(after[-n:] <= 1.5 * before + 5.0))
         )
         if settled or since >= cfg.settle_timeout_s:
             f.t_window_end = now
