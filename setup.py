@@ -4,7 +4,8 @@ Everything else about the package is in pyproject.toml. This only adds one step 
 `build_py`: configure and build CMakeLists.txt (the CUDA kernels' math for the CPU with
 the C++ compiler, and the CUDA kernels where nvcc is found) and copy the libraries into
 ``avfuse/kernels/cuda/lib``, where `avfuse.kernels.native` looks for them in an
-installed package. Without cmake or a compiler the wheel is built all the same, pure
+installed package (not for an editable install: a checkout uses its own build/lib).
+Without cmake or a compiler the wheel is built all the same, pure
 Python, with a message; the kernels are optional at run time.
 
     AVFUSE_BUILD_NATIVE=0            never build them (a pure-Python wheel)
@@ -81,6 +82,10 @@ class BuildPyWithKernels(build_py):
 
     def run(self) -> None:
         super().run()
+        if getattr(self, "editable_mode", False):
+            # an editable install imports the checkout, which finds build/lib itself
+            # (`cmake -S . -B build && cmake --build build`): nothing to copy, no wait
+            return
         built = _build_native(Path(self.build_lib) / "avfuse" / "kernels" / "cuda" / "lib")
         self.distribution.avfuse_native = bool(built)
 
