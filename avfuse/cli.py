@@ -35,6 +35,7 @@ COMMANDS = (
     "config",
     "train",
     "export",
+    "build",
     "bench",
 )
 

@@ -160,8 +160,9 @@ class Backend(ABC):
             output name -> array (state outputs included).
         """
         m = self._require_loaded()
-        full = {k: v if isinstance(v, np.ndarray) else self._device_feed(k, v)
-                for k, v in feeds.items()}  # fmt: skip
+        full = {
+            k: v if isinstance(v, np.ndarray) else self._device_feed(k, v) for k, v in feeds.items()
+        }
         batch = self._check_feeds(m, full)
         for name, value in self._consts.items():
             spec = self._specs[name]

@@ -90,8 +90,9 @@ class IoBinder:
         if isinstance(value, DeviceTensor):
             where = (value.ptr, value.shape)
             if b.inputs.get(name) != where:
-                b.binding.bind_input(name, "cuda", value.device, value.dtype.type, value.shape,
-                                     value.ptr)  # fmt: skip
+                b.binding.bind_input(
+                    name, "cuda", value.device, value.dtype.type, value.shape, value.ptr
+                )
                 b.inputs[name] = where
                 b.keep[name] = value
             return

@@ -101,15 +101,30 @@ def _auto(device: str | None, provider: str | None, precision: str) -> Choice:
     eps = ort_providers()
     if have_tensorrt() and provider in (None, "tensorrt"):
         if provider is None:
-            return Choice(backend="tensorrt", device=dev, provider=None, precision=precision,
-                          reason=f"auto: native TensorRT on {dev} ({gpu[0]})")  # fmt: skip
+            return Choice(
+                backend="tensorrt",
+                device=dev,
+                provider=None,
+                precision=precision,
+                reason=f"auto: native TensorRT on {dev} ({gpu[0]})",
+            )
         if EP_NAMES["tensorrt"] in eps:
-            return Choice(backend="ort", device=dev, provider="tensorrt", precision=precision,
-                          reason=f"auto: ONNX Runtime's TensorRT provider on {dev}")  # fmt: skip
+            return Choice(
+                backend="ort",
+                device=dev,
+                provider="tensorrt",
+                precision=precision,
+                reason=f"auto: ONNX Runtime's TensorRT provider on {dev}",
+            )
     if EP_NAMES["cuda"] in eps and provider in (None, "cuda"):
-        return Choice(backend="ort", device=dev, provider="cuda", precision=precision,
-                      reason=f"auto: ONNX Runtime's CUDA provider on {dev} ({gpu[0]}); "
-                      f"TensorRT is not installed ({TRT_INSTALL})")  # fmt: skip
+        return Choice(
+            backend="ort",
+            device=dev,
+            provider="cuda",
+            precision=precision,
+            reason=f"auto: ONNX Runtime's CUDA provider on {dev} ({gpu[0]}); "
+            f"TensorRT is not installed ({TRT_INSTALL})",
+        )
     raise BackendUnavailable(
         f"--backend auto --device {dev}: a GPU is here but no runtime for it: onnxruntime "
         f"has {', '.join(eps)}, and tensorrt is {'present' if have_tensorrt() else 'absent'}; "

@@ -136,16 +136,20 @@ def open_variant(
             "no CUDA GPU on this machine (nvidia-smi found none)", status="skipped"
         )
     info: dict[str, Any] = {}
+    trt_ep = variant.provider == "tensorrt"
     try:
         m = manifest
-        if variant.backend == "ort":
+        if variant.backend == "ort" and not (trt_ep and variant.precision == "fp16"):
             m, info = derive_model(manifest, variant, data, workdir)
         be = create_backend(
             variant.backend,
             device=variant.device,
             threads=variant.threads,
             optimization=variant.optimization,
-            precision="fp32" if variant.backend == "ort" else variant.precision,
+            provider=variant.provider,
+            # a quantised or converted copy carries its precision; the TensorRT provider
+            # is told it (its fp16 is a builder flag, its int8 reads the copy's Q/DQ)
+            precision=variant.precision if trt_ep or variant.backend != "ort" else "fp32",
         )
         be.load(m)
     except (BackendUnavailable, ImportError) as e:

@@ -18,6 +18,7 @@ from avfuse.errors import UsageError
 #: names the options accept (the same as avfuse.bench.config's, kept here so that
 #: building the parser imports no benchmark machinery)
 BACKENDS = ("torch", "ort", "torch-cuda", "ort-cuda", "tensorrt")
+PROVIDERS = ("cpu", "cuda", "tensorrt")
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANT = ("dynamic", "static")
@@ -62,6 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=BACKENDS,
         help="comma list of torch, ort, torch-cuda, ort-cuda, tensorrt (default: all; "
         "absent ones are skipped with the reason)",
+    )
+    p.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default=None,
+        help="ONNX Runtime provider of the ort variants: cpu (the CPU sweeps, default), "
+        "cuda, or tensorrt (one variant per --precisions on the GPU); ort only",
     )
     p.add_argument(
         "--threads",
@@ -215,6 +223,11 @@ def preflight(args: argparse.Namespace) -> None:
         for path in args.compare:
             _args.check_input_file(path, "--compare")
         return
+    if args.provider is not None and "ort" not in args.backends:
+        raise UsageError(
+            f"--provider applies to --backend ort only, and --backends is "
+            f"{','.join(args.backends)}: add ort or drop --provider"
+        )
     _args.check_output_folder(args.out, "--out")
     if args.summary is not None:
         _args.check_output_file(args.summary, "--summary")
@@ -262,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data,
         out_dir=args.out,
         plots=not args.no_plots,
+        provider=args.provider,
     )
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
     record = run_bench(cfg, progress=log)

@@ -10,6 +10,7 @@ from avfuse.commands.run import (
     AV_OFFSET_MS,
     add_model_options,
     add_output_options,
+    check_backend,
     check_outputs,
     print_outcome,
     sinks_from,
@@ -75,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def preflight(args: argparse.Namespace) -> None:
     """Checks that need the file system, run before the scene (UsageError: exit 2)."""
+    check_backend(args)
     check_outputs(args)
 
 
@@ -102,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         realtime=not args.fast,
         model=args.model,
         backend=args.backend,
+        device=args.device,
+        provider=args.provider,
+        precision=args.precision,
         threads=args.threads,
         sinks=sinks_from(args),
         av_offset_ms=args.av_offset_ms,
