@@ -80,7 +80,7 @@ def tensorrt_options(
     """TensorRT provider options: precision, on-disk caches, one profile 1..max_batch."""
     opts = {
         "device_id": str(device_id),
-        "trt_fp16_enable": "1" if precision in ("fp16", "int8") else "0",
+        "trt_fp16_enable": "1" if precision == "fp16" else "0",
         "trt_int8_enable": "1" if precision == "int8" else "0",
         "trt_engine_cache_enable": "1",
         "trt_engine_cache_path": str(cache / "ort-tensorrt"),

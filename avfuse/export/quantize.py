@@ -6,7 +6,7 @@ TensorRT providers) runs instead is an explicitly quantised graph, QuantizeLinea
 DequantizeLinear pairs around each weighted layer. `quantize_qdq` makes one with
 `onnxruntime.quantization.quantize_static`: QDQ format, int8 weights (per channel) and
 activations, both symmetric (TensorRT takes zero points of 0 only), activation ranges
-calibrated by running the model on real inputs.
+calibrated by running the model on real inputs, biases left in float.
 
 `gate` measures both models with real ONNX Runtime sessions on the same labelled
 samples and refuses the int8 one (`AccuracyGateError`) when it is more than
@@ -157,6 +157,7 @@ def quantize_qdq(m: Manifest, dst: Path, calibration: Labelled, *, samples: int)
         "format": "QDQ",
         "weights": "int8 symmetric per channel",
         "activations": "int8 symmetric",
+        "biases": "float",
     }
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         src = Path(tmp) / "pre.onnx"
@@ -175,7 +176,13 @@ def quantize_qdq(m: Manifest, dst: Path, calibration: Labelled, *, samples: int)
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            # TensorRT's Q/DQ are int8 with zero points of 0; biases stay float (it has
+            # no int32 Q/DQ and folds biases into the layer itself)
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+            },
         )
     notes["calibration"] = f"{min(samples, len(calibration))} rows of {calibration.source}"
     return notes
