@@ -81,6 +81,7 @@ def split_set(m: Manifest, split: str, *, limit: int = 0) -> Labelled:
     try:
         from avfuse.bench.data import features_from_split
         from avfuse.data import DataConfig, load_split
+        from avfuse.data.config import LABELS
 
         data = features_from_split(m, load_split(split, DataConfig(), progress=False), limit=limit)
     except (ImportError, DataError) as e:
@@ -89,7 +90,8 @@ def split_set(m: Manifest, split: str, *, limit: int = 0) -> Labelled:
             "(pip install 'avfuse[data]') and espeak-ng, or use --data demo"
         ) from e
     index = {lab: i for i, lab in enumerate(m.labels)}
-    labels = np.asarray([index.get(str(int(d)), -1) for d in data.labels], np.int64)
+    # the split's labels index AV-digits' own names ("0".."9", "none"); the model's may differ
+    labels = np.asarray([index.get(LABELS[int(d)], -1) for d in data.labels], np.int64)
     return Labelled(data.feeds, labels, f"av-digits:{split} ({len(labels)} samples)")
 
 
