@@ -97,3 +97,18 @@ def test_the_qdq_model_is_what_tensorrt_takes(bundled, tmp_path: Path) -> None:
     ]
     assert zero_points
     assert all(z.dtype == np.int8 and not z.any() for z in zero_points)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_split_labels_are_the_models_labels_none_included(bundled) -> None:
+    from avfuse.errors import DataError
+    from avfuse.export.quantize import split_set
+
+    m, _ = bundled
+    try:
+        data = split_set(m, "test", limit=300)
+    except DataError as e:
+        pytest.skip(str(e))
+    assert (data.labels >= 0).all()  # every AV-digits label is one of the model's
+    assert (data.labels == m.labels.index("none")).any()
