@@ -182,8 +182,9 @@ def build_engine(
     logger = t.Logger(t.Logger.WARNING)
     builder = t.Builder(logger)
     flags = 0
-    if plan.strongly_typed:
-        flags |= 1 << int(t.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    strong = getattr(t.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if plan.strongly_typed and strong is not None:  # TensorRT 11: always strongly typed
+        flags |= 1 << int(strong)
     network = builder.create_network(flags)
     parser = t.OnnxParser(network, logger)
     with tempfile.TemporaryDirectory() as tmp:
