@@ -91,11 +91,20 @@ def derive_model(
         return manifest, {}
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"{variant.precision}-{variant.quant}" if variant.precision == "int8" else "fp16"
+    if variant.provider == "tensorrt" and variant.precision == "int8":
+        tag = "int8-qdq"
     dst = workdir / f"model.{tag}.onnx"
     info: dict[str, Any] = {"derived_model": dst.name}
     if not dst.exists():
         src = manifest.model_path
-        if variant.precision == "int8":
+        if variant.precision == "int8" and variant.provider == "tensorrt":
+            # TensorRT takes symmetric Q/DQ only: the model `avfuse build` would make
+            from avfuse.export.quantize import Labelled, quantize_qdq
+
+            calib = calibration_data(manifest, n=CALIBRATION_SAMPLES, fallback=data)
+            rows = Labelled(calib.feeds, np.zeros(calib.n, np.int64), calib.source)
+            info.update(quantize_qdq(manifest, dst, rows, samples=CALIBRATION_SAMPLES))
+        elif variant.precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
