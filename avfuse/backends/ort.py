@@ -47,6 +47,34 @@ def _dims(shape: list[Any]) -> tuple[Any, ...]:
     return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
 
 
+def _resolved(manifest: Manifest, session: Any) -> Manifest:
+    return resolve(
+        manifest,
+        {i.name: (_dims(i.shape), ORT_TYPES.get(i.type)) for i in session.get_inputs()},
+        {o.name: (_dims(o.shape), ORT_TYPES.get(o.type)) for o in session.get_outputs()},
+    )
+
+
+def complete_from_graph(manifest: Manifest) -> Manifest:
+    """The manifest with what it leaves out (shapes, dtypes) read from its ONNX graph,
+    through a CPU session: for runtimes that do not read the graph themselves (TensorRT's
+    optimisation profile needs every input's shape)."""
+    ort = _ort()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(
+            str(manifest.model_path), sess_options=so, providers=["CPUExecutionProvider"]
+        )
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(
+            f"cannot read the graph of {manifest.model_path.name}: {first}; re-export it"
+        ) from e
+    return _resolved(manifest, session)
+
+
 class OnnxRuntimeBackend(Backend):
     """`ort`: an ONNX Runtime InferenceSession on the CPU, CUDA or TensorRT provider.
 
@@ -111,11 +139,7 @@ class OnnxRuntimeBackend(Backend):
                 f"asked for the {provider} provider but ONNX Runtime started {started} "
                 f"(it could not load {provider}'s libraries); check the CUDA/TensorRT install"
             )
-        self.manifest = resolve(
-            manifest,
-            {i.name: (_dims(i.shape), ORT_TYPES.get(i.type)) for i in self._session.get_inputs()},
-            {o.name: (_dims(o.shape), ORT_TYPES.get(o.type)) for o in self._session.get_outputs()},
-        )
+        self.manifest = _resolved(manifest, self._session)
         # fetch what the manifest describes (a graph may have outputs nobody reads)
         self._output_names = [o.name for o in self.manifest.outputs]
         self.provider = provider

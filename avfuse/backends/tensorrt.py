@@ -35,6 +35,7 @@ import numpy as np
 from avfuse.backends import cudart
 from avfuse.backends.base import Backend
 from avfuse.backends.device import DeviceTensor
+from avfuse.backends.ort import complete_from_graph
 from avfuse.backends.providers import cache_root
 from avfuse.errors import BackendUnavailable, ModelError, UsageError
 from avfuse.export.quantize import has_qdq
@@ -115,6 +116,7 @@ class TensorRTBackend(Backend):
         cudart.set_device(dev)
         self._max_batch = int(self.options.extra.get("max_batch", 64))
         self._use_graphs = bool(self.options.extra.get("cuda_graphs", True))
+        self.manifest = manifest = complete_from_graph(manifest)
         path = locate_engine(
             manifest, precision=self.options.precision, max_batch=self._max_batch, device=dev
         )

@@ -101,7 +101,11 @@ def build(
         trt()  # TensorRT first: missing, it fails now rather than after the quantisation
         if cudart.device_count() <= opts.device_index:
             raise UsageError(f"no CUDA device {opts.device_index}: nvidia-smi lists the ones here")
-    m = load_complete(str(model) if model is not None else default_model_path())
+    from avfuse.backends.ort import complete_from_graph
+
+    m = complete_from_graph(
+        load_complete(str(model) if model is not None else default_model_path())
+    )
     folder = Path(out) if out is not None else Path(f"{m.name}-{precision}")
     record: dict[str, Any] = {"precision": precision, "source_model": str(m.model_path)}
     if precision == "int8":

@@ -106,3 +106,25 @@ def test_the_plan_names_flags_the_installed_tensorrt_has() -> None:
         assert hasattr(trt.BuilderFlag, name)
     if int(trt.__version__.split(".")[0]) == 10:
         assert hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+
+
+def test_profile_of_a_manifest_that_leaves_shapes_to_the_graph(tmp_path) -> None:
+    """A bring-your-own-model manifest names inputs without shapes; TensorRT's profile
+    reads them from the ONNX graph (a CPU session) first."""
+    import json
+
+    from avfuse.backends.ort import complete_from_graph
+    from tests.fixtures.models import write_tiny_model
+
+    path = write_tiny_model(tmp_path, version=2)
+    data = json.loads(path.read_text())
+    for spec in data["inputs"]:
+        spec.pop("shape", None)
+    path.write_text(json.dumps(data))
+    m = load_manifest(path)
+    assert all(s.shape is None for s in m.inputs)
+    with pytest.raises(UsageError, match="no shape in the manifest"):
+        profile_shapes(m, max_batch=4)
+    p = profile_shapes(complete_from_graph(m), max_batch=4)
+    assert p["audio"] == ((1, 64, 97), (4, 64, 97), (4, 64, 97))
+    assert p["mask"] == ((1, 2), (4, 2), (4, 2))
