@@ -28,6 +28,7 @@ from avfuse.signals import drain_on_signals, exit_status
 COMMANDS = (
     "demo",
     "run",
+    "calibrate",
     "devices",
     "doctor",
     "info",
@@ -36,6 +37,7 @@ COMMANDS = (
     "train",
     "export",
     "build",
+    "serve",
     "bench",
 )
 

@@ -42,7 +42,7 @@ class Choice:
     """Settled backend settings.
 
     Attributes:
-        backend: registry name ("ort", "tensorrt", "torch").
+        backend: registry name ("ort", "tensorrt", "torch"), or "triton:URL".
         device: "cpu" or "cuda[:N]".
         provider: ONNX Runtime provider short name (ort only; None elsewhere).
         precision: "fp32", "fp16" or "int8".
@@ -132,6 +132,22 @@ def _auto(device: str | None, provider: str | None, precision: str) -> Choice:
     )
 
 
+def _triton(backend: str, device: str | None, precision: str) -> Choice:
+    """A Triton server runs the model its repository holds, on the devices its
+    instance_group names: the client sets neither."""
+    if device is not None and _is_gpu(device):
+        raise UsageError(
+            f"--backend triton --device {device}: the Triton server decides devices "
+            "(`avfuse export --triton --gpu`): drop --device"
+        )
+    if precision != "fp32":
+        raise UsageError(
+            f"--backend triton --precision {precision}: the server runs the model its "
+            "repository holds (export it at that precision): drop --precision"
+        )
+    return Choice(backend=backend, device="cpu", provider=None, precision=precision)
+
+
 def choose(
     backend: str = "ort",
     *,
@@ -149,8 +165,11 @@ def choose(
         raise UsageError(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-    if provider is not None and backend not in ("ort", "auto"):
-        raise UsageError(f"--provider applies to --backend ort only, not {backend}: drop it")
+    base = backend.partition(":")[0]  # "triton:URL" names its server
+    if provider is not None and base not in ("ort", "auto"):
+        raise UsageError(f"--provider applies to --backend ort only, not {base}: drop it")
+    if base == "triton":
+        return _triton(backend, device, precision)
     if provider == "cpu" and device is not None and _is_gpu(device):
         raise UsageError(
             f"--provider cpu contradicts --device {device}: use --provider cuda or tensorrt "

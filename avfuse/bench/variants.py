@@ -151,7 +151,7 @@ def open_variant(
         if variant.backend == "ort" and not (trt_ep and variant.precision == "fp16"):
             m, info = derive_model(manifest, variant, data, workdir)
         be = create_backend(
-            variant.backend,
+            f"{variant.backend}:{variant.url}" if variant.url else variant.backend,
             device=variant.device,
             threads=variant.threads,
             optimization=variant.optimization,

@@ -64,6 +64,12 @@ def test_what_is_left_out_is_filled_from_what_is_given(kwargs: dict, want: Choic
             "the cuda provider runs the model in the precision",
         ),
         ({"backend": "torch", "precision": "fp16"}, "the torch backend runs fp32 only"),
+        (
+            {"backend": "triton:grpc://127.0.0.1:8001", "provider": "cuda"},
+            "--provider applies to --backend ort only, not triton: drop it",
+        ),
+        ({"backend": "triton", "device": "cuda"}, "the Triton server decides devices"),
+        ({"backend": "triton", "precision": "fp16"}, "--backend triton --precision fp16"),
         ({"provider": "rocm"}, "unknown provider 'rocm'"),
         ({"precision": "fp8"}, "unknown precision 'fp8'"),
     ],
@@ -72,6 +78,18 @@ def test_contradictions_are_one_line_naming_both(kwargs: dict, needle: str) -> N
     with pytest.raises(UsageError) as info:
         choose(**kwargs)
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_triton_spec_keeps_its_server_and_runs_on_the_client_cpu() -> None:
+    """The URL reaches create_backend as given; the client asks for no device of its own
+    (the triton backend refuses one: the server's instance_group decides)."""
+    c = choose("triton:http://127.0.0.1:8000?retries=1")
+    assert c == Choice(
+        backend="triton:http://127.0.0.1:8000?retries=1",
+        device="cpu",
+        provider=None,
+        precision="fp32",
+    )
 
 
 def test_backend_options_refuse_the_same_contradictions() -> None:
