@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from avfuse.errors import ExportError, UsageError
@@ -32,6 +33,7 @@ from avfuse.export.triton_config import (
     default_preferred,
     wire_layout,
 )
+from avfuse.export.triton_fold import fold_consts, scalar_consts
 from avfuse.manifest import MANIFEST_NAME, Manifest, file_sha256, load_manifest
 
 VARIANTS = ("onnx", "python", "plan")
@@ -80,8 +82,9 @@ def _write_variant(
     folder: Path,
     *,
     variant: str,
-    m: Manifest,
+    graph: Path,
     source_manifest: Path,
+    folded: tuple[str, ...],
     text: str,
     payload: Path,
 ) -> None:
@@ -89,18 +92,23 @@ def _write_variant(
     version.mkdir(parents=True, exist_ok=True)
     if variant == "python":
         shutil.copyfile(Path(__file__).with_name("triton_python_model.py"), version / "model.py")
-        shutil.copyfile(m.model_path, version / "model.onnx")
+        shutil.copyfile(graph, version / "model.onnx")
         model_file = "1/model.onnx"
     elif variant == "plan":
         shutil.copyfile(payload, version / "model.plan")
         # the client reads the contract from the ONNX graph's manifest; keep the graph beside
-        shutil.copyfile(m.model_path, folder / "model.onnx")
+        shutil.copyfile(graph, folder / "model.onnx")
         model_file = "model.onnx"
     else:
-        shutil.copyfile(m.model_path, version / "model.onnx")
+        shutil.copyfile(graph, version / "model.onnx")
         model_file = "1/model.onnx"
     data = json.loads(source_manifest.read_text(encoding="utf-8"))
-    data.setdefault("model", {})["file"] = model_file
+    block = data.setdefault("model", {})
+    block["file"] = model_file
+    if "sha256" in block:
+        block["sha256"] = file_sha256(graph)
+    if folded:  # the consts are in the graph now: the client sends nothing for them
+        data["inputs"] = [i for i in data.get("inputs", []) if i.get("name") not in folded]
     (folder / MANIFEST_NAME).write_text(json.dumps(data, indent=2) + "\n")
     (folder / "config.pbtxt").write_text(text)
 
@@ -148,8 +156,6 @@ def export_triton(
     base = name or m.name
     if not base or "/" in base or base.startswith("."):
         raise UsageError(f"model name {base!r} cannot be a repository folder: give --name")
-    layout = wire_layout(m, max_batch=max_batch)
-    preferred = preferred_batch or default_preferred(layout.max_batch_size)
     plan_path = Path(plan) if plan is not None else m.model_path.with_suffix(".plan")
     if plan is not None and not plan_path.is_file():
         raise UsageError(f"--plan {plan_path} does not exist: give a TensorRT plan file")
@@ -158,8 +164,49 @@ def export_triton(
         repo.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExportError(f"cannot create the repository {repo}: {e.strerror or e}") from e
-    params = {PARAM_MODEL_SHA: file_sha256(m.model_path)}
     notes: list[str] = []
+    consts = scalar_consts(m)
+    with tempfile.TemporaryDirectory(dir=repo, prefix=".export-") as tmp:
+        graph = m.model_path
+        if consts:
+            graph = Path(tmp) / "model.onnx"
+            fold_consts(m.model_path, graph, consts)
+            m = replace(m, inputs=tuple(i for i in m.inputs if i not in consts))
+            names = ", ".join(c.name for c in consts)
+            notes.append(
+                f"scalar const {names} folded into the served graph (Triton carries no scalar "
+                "input in a model it cannot batch); build a plan from the model.onnx written "
+                "beside it"
+            )
+        return _write_variants(
+            m, repo, graph=graph, folded=tuple(c.name for c in consts), base=base,
+            variants=variants, plan_path=plan_path, max_batch=max_batch,
+            preferred_batch=preferred_batch, queue_delay_us=queue_delay_us,
+            instances=instances, gpu=gpu, threads=threads, notes=notes,
+        )  # fmt: skip
+
+
+def _write_variants(
+    m: Manifest,
+    repo: Path,
+    *,
+    graph: Path,
+    folded: tuple[str, ...],
+    base: str,
+    variants: tuple[str, ...],
+    plan_path: Path,
+    max_batch: int,
+    preferred_batch: tuple[int, ...] | None,
+    queue_delay_us: int,
+    instances: int,
+    gpu: bool,
+    threads: int,
+    notes: list[str],
+) -> TritonExport:
+    layout = wire_layout(m, max_batch=max_batch)
+    preferred = preferred_batch or default_preferred(layout.max_batch_size)
+    assert m.path is not None
+    params = {PARAM_MODEL_SHA: file_sha256(graph)}
     written: dict[str, Path] = {}
     for variant in variants:
         suffix, backend, platform, _ = _VARIANT[variant]
@@ -188,8 +235,9 @@ def export_triton(
             header=_header(m, variant),
         )
         _write_variant(
-            folder, variant=variant, m=m, source_manifest=m.path, text=text, payload=plan_path
-        )
+            folder, variant=variant, graph=graph, source_manifest=m.path, folded=folded,
+            text=text, payload=plan_path,
+        )  # fmt: skip
         written[variant] = folder
     return TritonExport(
         repository=repo, models=written, max_batch_size=layout.max_batch_size, notes=tuple(notes)

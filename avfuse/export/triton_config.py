@@ -16,8 +16,10 @@ stacks each stream's state into the batch and keeps what comes back), so the exp
 model only exposes the state input and output as plain tensors; no sequence batcher
 is configured and the server keeps nothing between requests.
 
-Rank 0. A 0-d tensor (a const such as silero's `sr`) travels as dims `[1]` with
-`reshape: { shape: [ ] }`, the form Triton documents for scalars.
+Rank 0. A tensor with no dims left travels as dims `[1]` with `reshape: { shape: [ ] }`,
+the form Triton documents for scalars; Triton takes it only in a model it batches, so
+`avfuse export --triton` folds rank-0 consts (silero's `sr`) into the served graph
+(`triton_fold`) before the layout is made.
 """
 
 from __future__ import annotations

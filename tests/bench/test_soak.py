@@ -127,12 +127,6 @@ def test_frames_are_lost_only_to_the_faults(soak: dict[str, Any]) -> None:
         assert over == [], (name, over)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a reconnect the audio clock fit keeps the old timeline's points "
-    "(Ingest.status resets the video clock only): the fitted audio drift goes to about "
-    "-4800 ppm and the stream's latency stays high for ~20 s",
-)
 def test_the_audio_clock_of_a_reconnected_stream_stays_true(soak: dict[str, Any]) -> None:
     udp = next(s for s in soak["summary"]["streams"] if s["name"] == "udp")
     # the sender and the receiver share one host clock: the true drift is ~0 ppm

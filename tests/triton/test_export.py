@@ -93,10 +93,12 @@ def test_a_stateful_model_exposes_state_as_plain_tensors(tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(60)
-def test_a_state_batched_on_axis_1_and_a_scalar_const_are_not_batched_by_the_server(
+def test_a_state_batched_on_axis_1_is_not_batched_and_a_scalar_const_is_folded_in(
     tmp_path: Path,
 ) -> None:
-    """silero-vad: state [2, batch, 128] and a 0-d int64 `sr`; Triton can only batch axis 0."""
+    """silero-vad: state [2, batch, 128] (Triton can only batch axis 0) and a 0-d int64
+    `sr`, which Triton refuses as an input of a model it cannot batch: it goes into the
+    served graph as an initializer, and out of the manifest beside it."""
     try:
         import silero_vad
     except ImportError:
@@ -116,8 +118,18 @@ def test_a_state_batched_on_axis_1_and_a_scalar_const_are_not_batched_by_the_ser
     assert not cfg.HasField("dynamic_batching")
     by = {t.name: t for t in cfg.input}
     assert list(by["state"].dims) == [2, -1, 128]
-    assert list(by["sr"].dims) == [1] and list(by["sr"].reshape.shape) == []
+    assert "sr" not in by
     assert list(by["input"].dims) == [-1, 576]
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(r.models["onnx"] / "1" / "model.onnx")).graph
+    assert "sr" not in [i.name for i in graph.input]
+    sr = next(t for t in graph.initializer if t.name == "sr")
+    assert numpy_helper.to_array(sr).shape == () and int(numpy_helper.to_array(sr)) == 16000
+    written = json.loads((r.models["onnx"] / "manifest.json").read_text())
+    assert [i["name"] for i in written["inputs"]] == ["input", "state"]
+    assert written["model"]["sha256"] == file_sha256(r.models["onnx"] / "1" / "model.onnx")
+    assert any("sr folded" in n for n in r.notes)
 
 
 @pytest.mark.timeout(60)

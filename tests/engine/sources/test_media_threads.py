@@ -30,12 +30,6 @@ class ThreadWatchingSink(RecordingFrameSink):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="MediaSource._Reader._on_video scales with frame.reformat(...), which makes a new "
-    "SwsContext for every frame: FFmpeg starts and ends its slice threads each time "
-    "(~0.7 ms a frame here; one VideoReformatter kept by the reader, threads=1: ~0.05 ms)",
-)
 def test_a_file_is_delivered_without_new_threads_per_frame(tmp_path: Path) -> None:
     path = write_testsrc_file(tmp_path / "clip.mp4", seconds=3.0)  # 90 frames
     src = MediaSource(path, audio=False)
