@@ -363,8 +363,14 @@ def start(
                                precision=precision)  # fmt: skip
             for spec in _model_list(model):
                 loaded.append(
-                    load_backend(spec, backend=c.backend, device=c.device, threads=threads,
-                                 provider=c.provider, precision=c.precision)  # fmt: skip
+                    load_backend(
+                        spec,
+                        backend=c.backend,
+                        device=c.device,
+                        threads=threads,
+                        provider=c.provider,
+                        precision=c.precision,
+                    )  # fmt: skip
                 )
             bes = loaded
         names = [b.manifest.name for b in bes if b.manifest is not None]
