@@ -266,8 +266,12 @@ source = ["udp://127.0.0.1:5004"]
 av_offset_ms = 0            # how much later the audio arrives than its video (ms)
 audio_deadline_ms = 100     # longest wait for late audio (ms)
 threads = 1                 # inference threads (0: the runtime decides)
-backend = "ort"
-device = "cpu"
+backend = "ort"             # ort, tensorrt, torch, triton (with triton_url), or auto
+device = "cpu"              # cpu, cuda or cuda:N
+# on a GPU: ONNX Runtime's TensorRT provider building fp16 engines
+# device = "cuda:0"
+# provider = "tensorrt"     # ort only: cpu, cuda or tensorrt
+# precision = "fp16"        # fp32; fp16 or int8 with the tensorrt provider or backend
 
 sink = ["jsonl:/var/lib/avfuse/events.jsonl"]
 quiet = true
