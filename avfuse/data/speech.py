@@ -17,7 +17,13 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import resample_poly
 
-from avfuse.data.config import DataConfig, split_index, split_of_variant, voice_bases_for
+from avfuse.data.config import (
+    DataConfig,
+    check_trainable,
+    split_index,
+    split_of_variant,
+    voice_bases_for,
+)
 from avfuse.errors import DataError
 
 __all__ = [
@@ -190,6 +196,7 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
 
 def build_pool(split: str, config: DataConfig, *, progress: bool = False) -> UtterancePool:
     """Synthesize a split's utterance pool (in ``config.workers`` parallel espeak-ng runs)."""
+    check_trainable(config)
     voices = _draw_voices(split, config.voices_of(split), config)
     rng = np.random.default_rng([config.seed, split_index(split), 7002])
     jobs: list[tuple[str, VoiceConfig]] = []
