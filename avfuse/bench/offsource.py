@@ -108,12 +108,14 @@ def evaluate_scenes(
     scenes: Sequence[Any],
     backend: Any,
     *,
+    modalities: tuple[str, ...] = ("audio", "video"),
     on_scene: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run each `OffsourceScene` through the pipeline with ``backend``; one row per scene.
 
     A row holds the scene's score (`score_events`) with its voice, SNR, length and the
-    wall time it took; false events keep their label, time and score.
+    wall time it took; false events keep their label, time and score. ``modalities``
+    delivers only those (the model then runs degraded), which tells which side limits.
     """
     from avfuse.api import run
     from avfuse.engine.pipeline import PipelineConfig
@@ -129,6 +131,8 @@ def evaluate_scenes(
             material=scene.material,
             sample_rate=rate,
             noise_dbfs=scene.noise_dbfs,
+            audio="audio" in modalities,
+            video="video" in modalities,
             name=f"offsource-{k}",
         )
         truth = src.truth()
@@ -140,6 +144,7 @@ def evaluate_scenes(
             "engine": scene.material.voice.engine,
             "voice": scene.material.voice.name,
             "snr_db": scene.snr_db,
+            "modalities": list(modalities),
             "duration_s": scene.script.duration_s,
             "wall_s": round(time.perf_counter() - t0, 2),
             **{

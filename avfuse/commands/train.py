@@ -86,6 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="modality dropout: share of training samples without video, 0..1 (default 0.15)",
     )
     p.add_argument(
+        "--augment",
+        choices=("basic", "varied"),
+        default="basic",
+        help="augmentation recipe: basic (SpecAugment, shifts, contrast) or varied (also "
+        "vocal-tract length, tempo and EQ warps of the audio, rotation, zoom, slant, pen "
+        "width and blur of the image: the bundled model's recipe) (default basic)",
+    )
+    p.add_argument(
         "--out", type=Path, default=None, help="output folder (default runs/<model> or runs/zoo)"
     )
     p.add_argument("--tiny", action="store_true", help="tiny data set (for tests; seconds)")
@@ -150,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         seed=args.seed,
         threads=args.threads,
-        augment=AugmentConfig(p_audio_missing=pa, p_video_missing=pv),
+        augment=(AugmentConfig.varied if args.augment == "varied" else AugmentConfig)(
+            p_audio_missing=pa, p_video_missing=pv
+        ),
     )
     data_config = _data_config(args.tiny)
     progress = not args.quiet

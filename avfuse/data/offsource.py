@@ -143,9 +143,7 @@ def _synth_festival(words: list[tuple[str, float]], voice: str, tmp: Path) -> li
     return paths
 
 
-def synthesize_offsource(
-    voice: OffsourceVoice, words: list[tuple[str, float]]
-) -> list[np.ndarray]:
+def synthesize_offsource(voice: OffsourceVoice, words: list[tuple[str, float]]) -> list[np.ndarray]:
     """Speak each (word, duration stretch): float32 16 kHz mono, silence trimmed."""
     synth = {"flite": _synth_flite, "festival": _synth_festival}.get(voice.engine)
     if synth is None:
