@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from avfuse.commands import _args
@@ -86,6 +87,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="modality dropout: share of training samples without video, 0..1 (default 0.15)",
     )
     p.add_argument(
+        "--base-weight",
+        action="append",
+        default=[],
+        metavar="BASE=W",
+        type=_base_weight,
+        help="weight of an espeak-ng train base voice in the train split's voice pool "
+        "(repeatable; unnamed bases weigh 1), e.g. en-us=4 for as many American as British "
+        "voices; val and test are unchanged (default: every base and variant equally)",
+    )
+    p.add_argument(
         "--augment",
         choices=("basic", "varied"),
         default="basic",
@@ -125,6 +136,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _base_weight(text: str) -> tuple[str, float]:
+    """``BASE=W`` -> (base, weight); the base itself is checked by DataConfig."""
+    base, sep, w = text.partition("=")
+    try:
+        weight = float(w)
+    except ValueError:
+        weight = float("nan")
+    if not sep or not base or not 0 < weight < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not BASE=W with a positive weight W, e.g. en-us=4"
+        )
+    return base, weight
+
+
 def preflight(args: argparse.Namespace) -> None:
     """Checks across options and of the output paths, run before any data is made.
 
@@ -162,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             p_audio_missing=pa, p_video_missing=pv
         ),
     )
-    data_config = _data_config(args.tiny)
+    data_config = _data_config(args.tiny, tuple(args.base_weight))
     progress = not args.quiet
     if args.zoo:
         return _zoo(args, cfg, data_config, progress)
@@ -182,10 +207,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_config(tiny: bool):
+def _data_config(tiny: bool, base_weights: tuple[tuple[str, float], ...] = ()):
     from avfuse.data import DataConfig
 
-    return DataConfig.tiny() if tiny else DataConfig()
+    base = DataConfig.tiny() if tiny else DataConfig()
+    return replace(base, train_base_weights=base_weights) if base_weights else base
 
 
 def _zoo(args: argparse.Namespace, cfg, data_config, progress: bool) -> int:

@@ -148,6 +148,10 @@ class DataConfig:
         card_height_range: card height as a fraction of the frame height.
         jpeg_prob: chance of JPEG compression artifacts.
         jpeg_quality_range: JPEG quality when applied.
+        train_base_weights: (base voice, weight) pairs: each train base's share of the
+            train split's voice configurations (bases not named weigh 1; empty: every
+            base+variant equally often). Only train is drawn this way, so val and test
+            stay as they are.
         workers: processes for synthesis and sample building.
     """
 
@@ -172,6 +176,7 @@ class DataConfig:
     card_height_range: tuple[float, float] = (0.25, 0.8)
     jpeg_prob: float = 0.5
     jpeg_quality_range: tuple[int, int] = (15, 90)
+    train_base_weights: tuple[tuple[str, float], ...] = ()
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -185,6 +190,12 @@ class DataConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(
                     f"DataConfig.{name} is a probability in [0, 1]; got {getattr(self, name)}"
+                )
+        for base, weight in self.train_base_weights:
+            if base not in _VOICE_BASES["train"] or not 0 < weight < _INF:
+                raise UsageError(
+                    f"DataConfig.train_base_weights: {base!r} must be a train base voice "
+                    f"({', '.join(_VOICE_BASES['train'])}) with a positive weight; got {weight}"
                 )
         for name, (lo, hi) in _RANGE_LIMITS.items():
             a, b = getattr(self, name)
@@ -216,6 +227,8 @@ class DataConfig:
         """
         fields = asdict(self)
         fields.pop("workers")
+        if not fields["train_base_weights"]:  # unset: the key it had before the field existed
+            fields.pop("train_base_weights")
         blob = json.dumps([fields, GENERATOR_VERSION, espeak_version], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
