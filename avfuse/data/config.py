@@ -191,6 +191,9 @@ class DataConfig:
                 raise UsageError(
                     f"DataConfig.{name} is a probability in [0, 1]; got {getattr(self, name)}"
                 )
+        # pairs read back from JSON are lists: store them as tuples (hashable, same key)
+        weights = tuple((str(b), float(w)) for b, w in self.train_base_weights)
+        object.__setattr__(self, "train_base_weights", weights)
         for base, weight in self.train_base_weights:
             if base not in _VOICE_BASES["train"] or not 0 < weight < _INF:
                 raise UsageError(
