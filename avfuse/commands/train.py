@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from avfuse.commands import _args
@@ -86,6 +87,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="modality dropout: share of training samples without video, 0..1 (default 0.15)",
     )
     p.add_argument(
+        "--base-weight",
+        action="append",
+        default=[],
+        metavar="BASE=W",
+        type=_base_weight,
+        help="weight of an espeak-ng train base voice in the train split's voice pool "
+        "(repeatable; unnamed bases weigh 1), e.g. en-us=4 for as many American as British "
+        "voices; val and test are unchanged (default: every base and variant equally)",
+    )
+    p.add_argument(
+        "--augment",
+        choices=("basic", "varied"),
+        default="basic",
+        help="augmentation recipe: basic (SpecAugment, shifts, contrast) or varied (also "
+        "vocal-tract length, tempo and EQ warps of the audio, rotation, zoom, slant, pen "
+        "width and blur of the image: the bundled model's recipe) (default basic)",
+    )
+    p.add_argument(
         "--out", type=Path, default=None, help="output folder (default runs/<model> or runs/zoo)"
     )
     p.add_argument("--tiny", action="store_true", help="tiny data set (for tests; seconds)")
@@ -115,6 +134,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="--zoo: do not export the best fused model into avfuse/assets/model",
     )
     p.set_defaults(func=run)
+
+
+def _base_weight(text: str) -> tuple[str, float]:
+    """``BASE=W`` -> (base, weight); the base itself is checked by DataConfig."""
+    base, sep, w = text.partition("=")
+    try:
+        weight = float(w)
+    except ValueError:
+        weight = float("nan")
+    if not sep or not base or not 0 < weight < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not BASE=W with a positive weight W, e.g. en-us=4"
+        )
+    return base, weight
 
 
 def preflight(args: argparse.Namespace) -> None:
@@ -150,9 +183,11 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         seed=args.seed,
         threads=args.threads,
-        augment=AugmentConfig(p_audio_missing=pa, p_video_missing=pv),
+        augment=(AugmentConfig.varied if args.augment == "varied" else AugmentConfig)(
+            p_audio_missing=pa, p_video_missing=pv
+        ),
     )
-    data_config = _data_config(args.tiny)
+    data_config = _data_config(args.tiny, tuple(args.base_weight))
     progress = not args.quiet
     if args.zoo:
         return _zoo(args, cfg, data_config, progress)
@@ -172,10 +207,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_config(tiny: bool):
+def _data_config(tiny: bool, base_weights: tuple[tuple[str, float], ...] = ()):
     from avfuse.data import DataConfig
 
-    return DataConfig.tiny() if tiny else DataConfig()
+    base = DataConfig.tiny() if tiny else DataConfig()
+    return replace(base, train_base_weights=base_weights) if base_weights else base
 
 
 def _zoo(args: argparse.Namespace, cfg, data_config, progress: bool) -> int:

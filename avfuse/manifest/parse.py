@@ -206,6 +206,7 @@ def _parse_v1(d: dict[str, Any], path: Path | None) -> Manifest:
         opset=opset,
         metrics=metrics,
         provenance=provenance,
+        decision=_decision(obj(d.get("decision", {}), "decision")),
         version=1,
         path=path,
     )

@@ -1,7 +1,8 @@
 """The training loop and evaluation of one zoo member on feature arrays.
 
 AdamW with a cosine schedule, a seeded and deterministic data order, modality
-dropout + SpecAugment + image jitter on every batch, an auxiliary unimodal loss
+dropout + SpecAugment + image jitter (and, when configured, the voice and writer
+warps of `avfuse.models.warp`) on every batch, an auxiliary unimodal loss
 for fused models (it keeps each encoder useful alone, which is what runs when
 one modality is missing), and early stopping on validation accuracy.
 
@@ -23,6 +24,7 @@ from torch import nn
 from avfuse.errors import UsageError
 from avfuse.models.augment import AugmentConfig, image_augment, modality_dropout, spec_augment
 from avfuse.models.features import Features
+from avfuse.models.warp import audio_warp, image_warp
 from avfuse.models.zoo import ModelConfig, build_model
 
 CONDITIONS = ("clean", "audio_missing", "video_missing")
@@ -181,8 +183,8 @@ def train_model(
         total, count = 0.0, 0
         for s in bar:
             idx = order[s : s + config.batch_size]
-            a = spec_augment(audio_all[idx], config.augment, gen)
-            v = image_augment(image_all[idx], config.augment, gen)
+            a = spec_augment(audio_warp(audio_all[idx], config.augment, gen), config.augment, gen)
+            v = image_augment(image_warp(image_all[idx], config.augment, gen), config.augment, gen)
             y = labels_all[idx]
             if fused:
                 a, v, m = modality_dropout(a, v, config.augment, gen)
