@@ -198,8 +198,15 @@ def _models(
         tname = f"models.{name}"
         if not isinstance(table, dict):
             raise UsageError(f"{p}: [{tname}] must be a table with a path")
-        if "path" not in table or not isinstance(table["path"], str):
-            raise UsageError(f"{_where(p, text, 'path', tname)}: is missing (the model's folder)")
+        if "path" not in table:  # the bundled model, e.g. to set its cadence or thresholds
+            from avfuse.assets import default_model_path
+
+            table = {**table, "path": str(default_model_path())}
+        if not isinstance(table["path"], str):
+            raise UsageError(
+                f"{_where(p, text, 'path', tname)}: must be a string (the model's folder; "
+                "leave it out for the bundled model)"
+            )
         for key, v in table.items():
             if key == "path":
                 continue
