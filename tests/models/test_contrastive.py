@@ -32,10 +32,13 @@ def test_info_nce_matches_a_hand_computation():
     i2a = (-math.log(e(2) / (e(2) + e(0))) - math.log(e(1.6) / (e(1.2) + e(1.6)))) / 2
     got = info_nce(za, zv, torch.tensor(2.0))
     assert float(got) == pytest.approx(0.5 * (a2i + i2a), rel=1e-6)
-    # the scale is clamped at 100 (a temperature of 0.01)
-    assert float(info_nce(za, zv, torch.tensor(1e4))) == pytest.approx(
-        float(info_nce(za, zv, torch.tensor(100.0)))
-    )
+    # the scale is clamped at 100 (a temperature of 0.01): similarities [[.8, .6], [.96, 1]]
+    za = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    zv = torch.tensor([[0.8, 0.6], [0.6, 0.8]])
+    sp = math.log1p  # softplus(x) = log1p(e^x): cross-entropy of two logits
+    rows = (sp(math.exp(60 - 80)) + sp(math.exp(96 - 100))) / 2
+    cols = (sp(math.exp(96 - 80)) + sp(math.exp(60 - 100))) / 2
+    assert float(info_nce(za, zv, torch.tensor(1e4))) == pytest.approx(0.5 * (rows + cols))
 
 
 @pytest.mark.timeout(30)
