@@ -28,6 +28,7 @@ from avfuse.signals import drain_on_signals, exit_status
 COMMANDS = (
     "demo",
     "run",
+    "calibrate",
     "devices",
     "doctor",
     "info",
@@ -35,6 +36,7 @@ COMMANDS = (
     "config",
     "train",
     "export",
+    "serve",
     "bench",
 )
 

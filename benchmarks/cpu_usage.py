@@ -11,6 +11,9 @@ sources start) to a second before it ends (the sink closes after the summary).
     file-realtime     a 30 fps 320x240 H.264 + AAC file (~26 s) played with --realtime
     synthetic         --source synthetic --realtime (one live scene)
     synthetic-x8      --source synthetic:0 ... synthetic:7 --realtime (8 streams)
+    synthetic-every2  --source synthetic --every-frames 2 --realtime: the model on every
+                      2nd frame (15 Hz), the cadence lever for an edge box (not the goal's
+                      row: the goal is judged on the default cadence)
     *-full-speed      the same sources without --realtime: every frame back to back, so
                       CPU per frame is the cost of the work itself (the baseline)
 
@@ -76,14 +79,18 @@ def scenarios(scene: Path, *, threads: list[int]) -> list[dict[str, Any]]:
     """Every run, in order: each real-time scenario next to its full-speed baseline."""
     synth8 = [a for i in range(8) for a in ("--source", f"synthetic:{i}")]
     stop1, stop8 = (["--duration", f"{_synthetic_stop_s(range(n)):g}"] for n in (1, 8))
+    every2 = ["--source", "synthetic", "--every-frames", "2"]
     groups = [
         ("file", ["--source", str(scene)], [], 1),
         ("synthetic", ["--source", "synthetic"], stop1, 1),
         ("synthetic-x8", synth8, stop8, 8),
+        ("synthetic-every2", every2, stop1, 1),  # the model on every 2nd frame (15 Hz)
     ]
     out = []
     for t in threads:
         for name, src, stop, streams in groups:
+            if name.endswith("every2") and t != threads[0]:
+                continue
             group = name if t == threads[0] else f"{name}-t{t}"
             for realtime in (True, False):
                 timing = ["--realtime", *stop] if realtime else []  # full speed: all of it
@@ -94,6 +101,7 @@ def scenarios(scene: Path, *, threads: list[int]) -> list[dict[str, Any]]:
                         "realtime": realtime,
                         "streams": streams,
                         "threads": t,
+                        "every_frames": 2 if name.endswith("every2") else None,
                         "args": [*src, *timing, "--threads", str(t)],
                     }
                 )
@@ -199,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{100 * top['share']:.0f} % (load {x['load_avg_1min_at_start']:.1f})",
                     flush=True,
                 )
-            row = {k: sc[k] for k in ("name", "group", "realtime", "streams", "threads")}
+            keys = ("name", "group", "realtime", "streams", "threads", "every_frames")
+            row = {k: sc[k] for k in keys}
             for k in ("cpu_share", "cpu_ms_per_frame", "wakeups_per_s", "frames_per_s"):
                 row[k] = _median(runs, k)
             # frames still queued when a --duration stop comes are "shutdown", not lost
@@ -215,8 +224,14 @@ def main(argv: list[str] | None = None) -> int:
             r["overhead_ratio"] = r["cpu_ms_per_frame"] / b["cpu_ms_per_frame"]
             r["work_share"] = b["cpu_ms_per_frame"] * r["frames_per_s"] / 1e3
     one = [
-        r for r in rows if r["realtime"] and r["streams"] == 1 and r["threads"] == args.threads[0]
+        r
+        for r in rows
+        if r["realtime"]
+        and r["streams"] == 1
+        and r["threads"] == args.threads[0]
+        and not r["every_frames"]
     ]
+    every2 = [r for r in rows if r["realtime"] and r["every_frames"]]
     record["run"] = {
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "load_avg_start": record["machine"]["load_avg"],
@@ -238,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     record["goal"] = {
         "one_stream_share_below": GOAL_SHARE,
         "met": bool(one) and all(r["cpu_share"] < GOAL_SHARE for r in one),
+        "met_with_every_frames_2": bool(every2)
+        and all(r["cpu_share"] < GOAL_SHARE for r in every2),
     }
     record["scenarios"] = rows
     out = Path(args.out)
@@ -245,10 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(record, indent=1, default=str) + "\n")
     print(table(rows))
     load = (record["run"]["load_avg_start"] or [None])[0], record["run"]["load_avg_end"][0]
+    goal2 = record["goal"]["met_with_every_frames_2"]
     print(
         f"goal: one stream < {100 * GOAL_SHARE:.0f} % of a core: "
         f"{'met' if record['goal']['met'] else 'MISSED'}; load average {load[0]} -> "
-        f"{load[1]:.2f} on {record['run']['cores_usable']} cores; wrote {out}"
+        f"{load[1]:.2f} on {record['run']['cores_usable']} cores "
+        f"(with --every-frames 2: {'met' if goal2 else 'missed'}); wrote {out}"
     )
     return 0 if record["goal"]["met"] else 1
 

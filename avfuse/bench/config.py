@@ -33,6 +33,7 @@ class Variant:
         optimization: graph optimisation level (ONNX Runtime).
         precision: "fp32", "fp16" or "int8" ("int8" on ONNX Runtime: quantised copy).
         quant: int8 method, "dynamic" or "static" (calibrated on data).
+        url: the server of a remote backend ("triton"); None: its default.
     """
 
     backend: str
@@ -41,6 +42,7 @@ class Variant:
     optimization: str = "all"
     precision: str = "fp32"
     quant: str = "dynamic"
+    url: str | None = None
 
     @property
     def label(self) -> str:
@@ -194,6 +196,9 @@ class BenchConfig:
                 ]
             elif name == "torch-cuda":
                 out.append(Variant(backend="torch", device="cuda"))
+            elif name == "triton":
+                # the server owns threads and devices: no client-side thread count
+                out.append(Variant(backend="triton", threads=0, url=self.extra.get("triton_url")))
             elif name == "tensorrt":
                 out += [Variant(backend="tensorrt", device="cuda", precision=p) for p in ("fp16",)]
             else:

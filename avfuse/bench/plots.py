@@ -1,4 +1,5 @@
-"""PNG plots of a result: latency CDF per backend, stage breakdown, streams vs p99.
+"""PNG plots of a result: latency CDF per backend, stage breakdown, streams vs p99, and
+the time line of a soak run.
 
 matplotlib is imported here only (the `bench` extra), with the Agg backend, so
 plots work on headless machines and the rest of the harness needs no matplotlib.
@@ -126,6 +127,55 @@ def streams_p99(record: dict[str, Any], path: Path) -> Path | None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def soak_timeline(record: dict[str, Any], path: Path) -> Path:
+    """A soak run over time: memory, fds and threads, latency, frame rate per stream;
+    the warm-up and every fault's window shaded."""
+    plt = _plt()
+    s = record["series"]
+    t = s["t"]
+    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    mem, res, lat, fps = axes
+    mem.plot(t, s["rss_mb"], label="VmRSS")
+    mem.plot(t, s["anon_mb"], label="RssAnon")
+    mem.set_ylabel("MB")
+    res.plot(t, s["fds"], label="open fds")
+    res.plot(t, s["threads_os"], label="threads (kernel)")
+    res.plot(t, s["threads_py"], label="threads (Python)")
+    res.set_ylabel("count")
+    lat.plot(t, s["p99_ms"], label="p99 per interval")
+    lat.plot(t, s["p50_ms"], label="p50 per interval")
+    lat.set_yscale("log")
+    lat.set_ylabel("end-to-end ms")
+    tick = s["tick_t"]
+    for st in record["streams"]:
+        f = s[f"frames:{st['name']}"]
+        rate = [None] + [
+            (f[i] - f[i - 1]) / (tick[i] - tick[i - 1]) if tick[i] > tick[i - 1] else None
+            for i in range(1, len(f))
+        ]
+        fps.plot(tick, rate, label=st["name"], lw=1)
+    fps.set_ylabel("frames / s")
+    fps.set_xlabel("seconds since the sources started")
+    warm = record["config"]["warmup_s"]
+    end = t[-1] if t else 0
+    for ax in axes:
+        ax.axvspan(0, warm, color="grey", alpha=0.15)
+        for fault in record["faults"]:
+            ax.axvspan(fault["t_inject"], fault["t_window_end"] or end, color="tab:red",
+                       alpha=0.12 if fault["recovered"] else 0.35)  # fmt: skip
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    verdict = "pass" if record["verdicts"]["pass"] else "FAIL"
+    mem.set_title(
+        f"Soak: {record['config']['seconds']:g} s, {len(record['faults'])} faults "
+        f"(red: fault windows, grey: warm-up), verdict {verdict}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 

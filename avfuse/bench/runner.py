@@ -163,7 +163,33 @@ def _variant_results(
                     f"  {v.label:<32} multi-stream (model) max streams "
                     f"{summary['multi-stream']['max_streams']}"
                 )
+        if hasattr(be, "server_statistics"):  # a remote backend: the server's side too
+            server = server_figures(be)
+            for e in out:
+                e["server"] = server
     return out, summary
+
+
+def server_figures(be: Any) -> dict[str, Any]:
+    """A remote backend's side of the run: the server's statistics (Triton's statistics API,
+    totals since the model loaded) and the client's round trips."""
+    from avfuse.bench.stats import latency_summary
+
+    stats = be.server_statistics()["model_stats"][0]
+    inf = stats.get("inference_stats", {})
+    per = {}
+    for phase in ("queue", "compute_input", "compute_infer", "compute_output", "success"):
+        d = inf.get(phase, {})
+        n = int(d.get("count", 0))
+        per[phase] = round(int(d.get("ns", 0)) / n / 1e3, 1) if n else None
+    return {
+        "model": stats.get("name"),
+        "inference_count": int(stats.get("inference_count", 0)),
+        "execution_count": int(stats.get("execution_count", 0)),
+        "server_mean_us": per,
+        "client_round_trip_ms": latency_summary(list(be.request_ms)) if be.request_ms else None,
+        "client_retries": be.retried,
+    }
 
 
 def _stream_search(

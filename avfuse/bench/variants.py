@@ -141,7 +141,7 @@ def open_variant(
         if variant.backend == "ort":
             m, info = derive_model(manifest, variant, data, workdir)
         be = create_backend(
-            variant.backend,
+            f"{variant.backend}:{variant.url}" if variant.url else variant.backend,
             device=variant.device,
             threads=variant.threads,
             optimization=variant.optimization,

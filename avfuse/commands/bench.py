@@ -18,6 +18,8 @@ from avfuse.errors import UsageError
 #: names the options accept (the same as avfuse.bench.config's, kept here so that
 #: building the parser imports no benchmark machinery)
 BACKENDS = ("torch", "ort", "torch-cuda", "ort-cuda", "tensorrt")
+#: accepted by --backends but not run by default (it needs a server: --triton-url)
+OPT_IN_BACKENDS = ("triton",)
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANT = ("dynamic", "static")
@@ -58,10 +60,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="model folder/manifest (default: bundled)")
     p.add_argument(
         "--backends",
-        type=_args.name_list(BACKENDS),
+        type=_args.name_list(BACKENDS + OPT_IN_BACKENDS),
         default=BACKENDS,
-        help="comma list of torch, ort, torch-cuda, ort-cuda, tensorrt (default: all; "
-        "absent ones are skipped with the reason)",
+        help="comma list of torch, ort, torch-cuda, ort-cuda, tensorrt (default: these; "
+        "absent ones are skipped with the reason) and triton (a Triton server, --triton-url: "
+        "client-side latency plus the server's own statistics)",
+    )
+    p.add_argument(
+        "--triton-url",
+        metavar="URL",
+        default=None,
+        help="the server of --backends triton (default grpc://127.0.0.1:8001; options as "
+        "for avfuse run --triton-url)",
     )
     p.add_argument(
         "--threads",
@@ -215,6 +225,8 @@ def preflight(args: argparse.Namespace) -> None:
         for path in args.compare:
             _args.check_input_file(path, "--compare")
         return
+    if args.triton_url is not None and "triton" not in args.backends:
+        raise UsageError("--triton-url is for --backends triton: add it or drop --triton-url")
     _args.check_output_folder(args.out, "--out")
     if args.summary is not None:
         _args.check_output_file(args.summary, "--summary")
@@ -262,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data,
         out_dir=args.out,
         plots=not args.no_plots,
+        extra={"triton_url": args.triton_url} if args.triton_url else {},
     )
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
     record = run_bench(cfg, progress=log)

@@ -92,7 +92,15 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--backend",
         type=_args.one_of(_backend_names, what="backend", default="ort"),
         default="ort",
-        help="ort (default), tensorrt or torch",
+        help="ort (default), tensorrt, torch, or triton (a Triton Inference Server: --triton-url)",
+    )
+    g.add_argument(
+        "--triton-url",
+        metavar="URL",
+        default=None,
+        help="the Triton server of --backend triton: grpc://HOST:PORT (default "
+        "grpc://127.0.0.1:8001) or http://HOST:PORT, options as a query: "
+        "?timeout_s=5&retries=3&in_flight=4&shm=system&model=NAME (see docs/triton.md)",
     )
     g.add_argument(
         "--device", type=_args.device, default="cpu", help="cpu (default), cuda or cuda:N"
@@ -111,6 +119,16 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         help="pre-processing implementation: auto (fastest available), numba, numpy, "
         "reference or cuda",
     )
+
+
+def backend_spec(args: argparse.Namespace) -> str:
+    """The backend as `create_backend` takes it ("triton:URL" carries --triton-url)."""
+    url = getattr(args, "triton_url", None)
+    if url is None:
+        return args.backend
+    if args.backend != "triton":
+        raise UsageError(f"--triton-url is for --backend triton, not {args.backend}: drop one")
+    return f"triton:{url}"
 
 
 def _backend_names() -> list[str]:
@@ -136,7 +154,8 @@ def add_output_options(p: argparse.ArgumentParser, *, default_sink: str = "conso
         help=f"where records go, repeatable: console, jsonl:PATH (- for stdout; "
         f"add ,max_mb=M / ,every=1d / ,keep=N to rotate), video:PATH.mp4, "
         f"webhook:URL[,backlog=N,timeout=S] (NDJSON POSTs, oldest dropped when the "
-        f"endpoint is down), window (default: {default_sink})",
+        f"endpoint is down), mqtt://HOST/TOPIC[,qos=0|1] (a JSON message per record), "
+        f"window (default: {default_sink})",
     )
     g.add_argument("--show", action="store_true", help="also show a live window (= --sink window)")
     g.add_argument(
@@ -279,6 +298,7 @@ def preflight(args: argparse.Namespace) -> None:
         kind, _, arg = (spec or "").strip().partition(":")
         if kind == "synthetic" and not arg.startswith("//"):
             synthetic_seed(arg)
+    backend_spec(args)  # --triton-url without --backend triton
     if args.truth is not None:
         _args.read_truth(args.truth, "--truth")  # the run body reads it again at the end
     check_outputs(args)
@@ -344,7 +364,7 @@ def _api_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "audio": audio,
         "video": video,
         "model": args.model,
-        "backend": args.backend,
+        "backend": backend_spec(args),
         "device": args.device,
         "threads": args.threads,
         "sinks": sinks_from(args),
@@ -475,7 +495,7 @@ def reload_parts(args: argparse.Namespace):  # noqa: ANN201 - returns the Reconf
                 changes.append(f"model {name} options")
         add = []
         for name, path in add_specs:
-            be = load_backend(path, backend=args.backend, device=args.device,
+            be = load_backend(path, backend=backend_spec(args), device=args.device,
                               threads=args.threads, name=name)  # fmt: skip
             add.append(prepare_slot(pipe, be, opts.get(name, ModelOptions())))
         sinks = None

@@ -294,6 +294,19 @@ class ClockModel:
         """Forget the fit (the device clock restarted, e.g. after a reconnect); counters stay."""
         self._reset(None, None)
 
+    def restart(self) -> None:
+        """Fit afresh from the next observation on, keeping the current fit until then.
+
+        For a timeline that continues across a break (audio after a reconnect: the sample
+        index goes on, the capture chain behind it is new): the old window's points belong
+        to another chain, and a fit over both tilts (thousands of ppm) for a whole window.
+        Readers keep mapping through the published fit until the next `update` replaces it,
+        so there is no moment without one.
+        """
+        fit = self.fit
+        self._reset(None, None)
+        self.fit = fit
+
     # ------------------------------------------------------------------ mapping
     @property
     def ready(self) -> bool:

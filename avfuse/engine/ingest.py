@@ -22,9 +22,12 @@ sample index maps to host time and back.
 Video. Frames with a device time (PTS) go through their own `ClockModel`; the
 fitted host time is what the aligner uses. Without one, the source's host time is
 used as it is. A "reconnected" status resets the video clock fit (its PTS restart)
-and bumps `video_epoch`. A frame whose size or pixel layout differs from the
-stream's (a resolution change mid-stream, a camera reopened at another size) is
-converted to the stream's format, with one "format_changed" warning per change.
+and bumps `video_epoch`; the audio sample index goes on across the break (with a gap
+where time passed), and its clock fit restarts from the first block after it, since
+the points before belong to another capture chain. A frame whose size or pixel
+layout differs from the stream's (a resolution change mid-stream, a camera reopened
+at another size) is converted to the stream's format, with one "format_changed"
+warning per change.
 
 Files and other non-live sources are read as fast as the pipeline allows: with
 `backpressure` on, a write waits (bounded, blocking on a doorbell the consumer
@@ -337,6 +340,7 @@ class Ingest:
                 self._resync = False
                 if host_step > self.config.gap_tolerance_ms / 1e3:
                     idx = self._gap(idx, int(round(host_step * rate)))
+                clock.model.restart()  # the new chain's points only, from this block on
             elif device_time_s is not None and self._dev_end is not None:
                 dev_step = device_time_s - self._dev_end
                 if dev_step > self.config.gap_tolerance_ms / 1e3:

@@ -11,6 +11,7 @@ latency stage.
     jsonl:PATH,max_mb=M,every=1d,keep=N   the same, rotated by size or age
     video:PATH     annotated video file (label, score, audio level on every frame)
     webhook:URL    records POSTed as NDJSON, bounded backlog (see sink_webhook)
+    mqtt://HOST/TOPIC   each record published as one JSON message (see sink_mqtt)
     window         a live OpenCV window (needs a display and a GUI build of OpenCV)
 
 Life cycle: `make_sink(spec)` only parses and checks the spec (no file is touched);
@@ -306,12 +307,17 @@ class ConsoleSink(Sink):
     modalities is: it goes down on a `disconnected`/`track_ended` warning or a fatal
     fault about it, and up again on `reconnected`/`track_resumed`.
 
+    JSON mode (`--log-format json`, for journald and log shippers): every line is one
+    JSON object: onsets, events, warnings and faults as their records, the health line as
+    a `log` message carrying its figures; no status line.
+
     Args:
         out: where onsets and events go (stdout).
         err: where warnings, faults and health go (stderr).
-        live: draw the status line (default: when `err` is a TTY).
+        live: draw the status line (default: when `err` is a TTY and not JSON).
         health_every_s: seconds between health lines when not live (None: never; 0: at
             every stats tick); the first comes one period after the start.
+        json_lines: JSON mode (default: as `avfuse.logs` is set).
     """
 
     name = "console"
@@ -328,13 +334,17 @@ class ConsoleSink(Sink):
         err: TextIO | None = None,
         live: bool | None = None,
         health_every_s: float | None = 60.0,
+        json_lines: bool | None = None,
     ) -> None:
         if health_every_s is not None and not 0 <= health_every_s < float("inf"):
             raise UsageError(f"health_every_s must be >= 0 seconds or None, got {health_every_s}")
+        from avfuse.logs import json_logs
+
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.to_stdout = out is None
-        self.live = self.err.isatty() if live is None else live
+        self.json = json_logs() if json_lines is None else json_lines
+        self.live = (self.err.isatty() and not self.json) if live is None else live
         self.health_every_s = health_every_s
         self._next_health: float | None = None
         self._status_shown = False
@@ -380,13 +390,19 @@ class ConsoleSink(Sink):
     def on_record(self, record: Record) -> None:
         if isinstance(record, (Event, Onset)):
             self._clear_status()
-            self.out.write(format_event(record, with_stream=self._multi) + "\n")
+            line = (
+                record.json_line() if self.json else format_event(record, with_stream=self._multi)
+            )
+            self.out.write(line + "\n")
             self.out.flush()
         elif isinstance(record, (WarningRecord, FaultRecord)):
             self._track(record)
             self._clear_status()
-            src = f" [{record.source}]" if record.source else ""
-            self.err.write(f"{record.type}{src} {record.kind}: {record.message}\n")
+            if self.json:
+                self.err.write(record.json_line() + "\n")
+            else:
+                src = f" [{record.source}]" if record.source else ""
+                self.err.write(f"{record.type}{src} {record.kind}: {record.message}\n")
             self.err.flush()
 
     def health_line(self, stats: Stats) -> str:
@@ -402,8 +418,20 @@ class ConsoleSink(Sink):
             now, every, due = time.monotonic(), self.health_every_s, self._next_health
             if every is not None and due is not None and now >= due:
                 self._next_health = max(due + every, now)
-                self.err.write(self.health_line(stats) + "\n")
-                self.err.flush()
+                if self.json:
+                    import json
+
+                    up, total = self.streams_up()
+                    rec = {"type": "log", "level": "info", "command": "run",
+                           "message": self.health_line(stats), "kind": "health",
+                           "fps": stats.fps, "latency_p99_ms": stats.latency_p99_ms,
+                           "drops": stats.drops, "streams_up": up, "streams": total,
+                           "wall_time": stats.wall_time}  # fmt: skip
+                    self.err.write(json.dumps(rec) + "\n")
+                    self.err.flush()
+                else:
+                    self.err.write(self.health_line(stats) + "\n")
+                    self.err.flush()
             return
         up, total = self.streams_up()
         labels = " ".join(lab or "-" for lab in stats.labels.values())
@@ -574,7 +602,7 @@ class WindowSink(Sink):
 
 def make_sink(spec: str) -> Sink:
     """Build a sink from a --sink value: console, jsonl:PATH[,max_mb=M,every=1d,keep=N],
-    video:PATH, webhook:URL[,backlog=N,timeout=S], window.
+    video:PATH, webhook:URL[,backlog=N,timeout=S], mqtt://HOST/TOPIC[,qos=0|1,...], window.
 
     Only parses and checks the spec; nothing is opened until `on_start`.
     """
@@ -596,13 +624,18 @@ def make_sink(spec: str) -> Sink:
 
         url, opts = _sink_options(spec, arg, {"backlog": int, "timeout": float})
         return WebhookSink(url=url, spec=spec, **opts)  # type: ignore[arg-type]
+    if kind in ("mqtt", "mqtts") and arg.startswith("//"):
+        from avfuse.engine.sink_mqtt import MqttSink
+
+        url, opts = _sink_options(spec, spec, {"backlog": int, "timeout": float, "qos": int})
+        return MqttSink(url=url, spec=spec, **opts)  # type: ignore[arg-type]
     if kind == "video" and arg:
         return VideoFileSink(path=arg)
     if kind == "window" and not arg:
         return WindowSink()
     raise UsageError(
         f"unknown sink {spec!r}; use console, jsonl:PATH (- for stdout), video:PATH.mp4, "
-        "webhook:URL or window"
+        "webhook:URL, mqtt://HOST/TOPIC or window"
     )
 
 

@@ -49,8 +49,13 @@ def build_stream(
     manifests: Sequence[Manifest],
     config: PipelineConfig,
     bell: Doorbell | None = None,
+    capture_video: bool | None = None,
 ) -> Stream:
-    """Open the sources, check their formats against the models, and build the stream."""
+    """Open the sources, check their formats against the models, and build the stream.
+
+    `capture_video`: None captures frames only when a model reads video; True always
+    (a consumer other than a model takes them, as `avfuse calibrate` does).
+    """
     if not sources:
         raise UsageError(f"stream {index} has no sources")
     infos = [s.open() for s in sources]
@@ -59,7 +64,8 @@ def build_stream(
     name = "+".join(s.name for s in sources)
     afmt = infos[a_src].audio if a_src is not None else None
     vfmt = infos[v_src].video if v_src is not None else None
-    if vfmt is not None and not _uses_video(manifests, config):
+    wanted = _uses_video(manifests, config) if capture_video is None else capture_video
+    if vfmt is not None and not wanted:
         # no model reads frames: they are not captured, so no ring fills up and holds
         # the source back (a file would wait for room on every frame)
         v_src, vfmt = None, None

@@ -364,11 +364,20 @@ class SyncMonitor:
             t = t_end - (n - 1 - j) * self.hop_s
             e = energy_db.item(j)
             if e < cfg.silence_db:
-                continue  # digital silence or missing samples: neither onset nor noise floor
+                # digital silence or missing samples: never an onset, but the sound has
+                # stopped, so the next one rises from the quiet, not from the last sound
+                self._audio_loud = False
+                self._rise_t = math.inf
+                if self._floor != self._floor:
+                    self._floor = cfg.silence_db  # a sound after silence is an onset
+                elif self._floor > cfg.silence_db:
+                    self._floor += 0.2 * (cfg.silence_db - self._floor)
+                continue
+            if self._audio_t0 != self._audio_t0:
+                self._audio_t0 = t  # the first column with sound
             floor = self._floor
-            if floor != floor:  # the first sound: the floor starts here, so does the audio
+            if floor != floor:  # the first sound, with no silence before: the floor starts here
                 floor = e
-                self._audio_t0 = t
             above = e - floor
             if above < rise / 4:
                 self._audio_loud = False

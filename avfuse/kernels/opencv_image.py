@@ -32,8 +32,8 @@ import numpy as np
 
 from avfuse.errors import StreamFormatError, UsageError
 from avfuse.kernels import ImageKernel
+from avfuse.kernels.numpy_fast import picture_size as _picture_size
 from avfuse.kernels.reference_video import (
-    PIXEL_FORMATS,
     ResizeGeometry,
     VideoParams,
     resize_geometry,
@@ -65,27 +65,6 @@ def _conversions(pixel_format: str, colour: str) -> tuple[int, ...]:
         return (getattr(cv2, f"COLOR_YUV2{_TO[colour]}_{suffix}"),)
     src, dst = _FROM[pixel_format], _TO[colour]
     return () if src == dst else (getattr(cv2, f"COLOR_{src}2{dst}"),)
-
-
-def _picture_size(shape: tuple[int, ...], pixel_format: str) -> tuple[int, int]:
-    """(height, width) of the picture in a frame buffer; raises on a bad shape."""
-    if pixel_format not in PIXEL_FORMATS:
-        raise UsageError(f"unknown pixel format {pixel_format!r}; use one of {PIXEL_FORMATS}")
-    if pixel_format in ("bgr24", "rgb24"):
-        if len(shape) != 3 or shape[2] != 3:
-            raise StreamFormatError(f"{pixel_format} frame must be (H, W, 3), got {shape}")
-        return shape[0], shape[1]
-    if len(shape) != 2:
-        raise StreamFormatError(f"{pixel_format} frame must be 2-D, got {shape}")
-    if pixel_format == "gray":
-        return shape[0], shape[1]
-    rows, width = shape
-    height = rows * 2 // 3
-    if rows != height * 3 // 2 or height % 2 or width % 2 or height == 0:
-        raise StreamFormatError(
-            f"{pixel_format} buffer must be (H*3/2, W) with even H and W, got {shape}"
-        )
-    return height, width
 
 
 def normalise_table(params: VideoParams) -> np.ndarray:

@@ -109,3 +109,20 @@ def test_sample_clock_maps_indices() -> None:
         c.update(k * 160, t0 + k * 10_000_000)
     assert c.index_to_host(16000) == pytest.approx(t0 + 1_000_000_000, abs=1000)
     assert c.host_to_index(t0 + 500_000_000) == pytest.approx(8000, abs=0.1)
+
+
+def test_a_restart_keeps_the_published_fit_until_the_new_timeline_replaces_it() -> None:
+    """After a reconnect the audio index goes on but the chain is new: a 10 ms shift, within
+    the outlier gate, must not be averaged with the old chain's points (that tilts the fit
+    by hundreds of ppm for a whole window: -418 ppm here without the restart)."""
+    m, rng = ClockModel(), np.random.default_rng(0)
+    for k in range(1000):  # 20 s of the old chain, 10 ms later than the new one, no drift
+        m.update(k * 0.02, int(H0 + 10e6 + k * 0.02 * 1e9 + rng.uniform(-3e6, 3e6)))
+    before = m.fit
+    m.restart()
+    assert m.fit is before  # readers map through it until the next update
+    for k in range(1000, 1300):  # 6 s of the new chain
+        m.update(k * 0.02, int(H0 + k * 0.02 * 1e9 + rng.uniform(-3e6, 3e6)))
+    assert m.fit is not before and m.jumps == 0
+    assert abs(m.drift_ppm) < 150
+    assert abs(m.to_host(26.0) - (H0 + 26e9)) < 1e6

@@ -78,3 +78,27 @@ def test_the_tty_status_line_carries_the_streams_up(backend) -> None:
 def test_a_negative_health_period_is_refused() -> None:
     with pytest.raises(UsageError, match="health_every_s"):
         ConsoleSink(health_every_s=-1)
+
+
+def test_in_json_mode_every_console_line_is_a_json_object(backend) -> None:  # noqa: ANN001
+    import json
+
+    out, err = io.StringIO(), io.StringIO()
+    console = ConsoleSink(out=out, err=err, live=None, health_every_s=0, json_lines=True)
+    mic = ScriptedSource(name="mic", duration_s=2.0, video=False, audio_fault_at=0.3, live=True)
+    collect = _run(backend, console, ScriptedSource(duration_s=2.0, live=True), mic)
+    # stdout: the onsets and events, as their records
+    printed = [json.loads(x) for x in out.getvalue().splitlines()]
+    sent = [r.to_dict() for r in collect.records if r.type in ("onset", "event")]
+    assert printed == json.loads(json.dumps(sent)) and printed
+    # stderr: the warnings and faults as records, health as log messages with figures
+    lines = [json.loads(x) for x in err.getvalue().splitlines()]
+    assert lines and all(isinstance(x, dict) for x in lines)
+    health = [x for x in lines if x.get("kind") == "health"]
+    assert len(health) == len(collect.stats)
+    assert {x["type"] for x in health} == {"log"}
+    assert health[-1]["streams_up"] == 1 and health[-1]["streams"] == 2  # the mic failed
+    warned = [x for x in lines if x["type"] in ("warning", "fault")]
+    assert warned == [
+        json.loads(r.json_line()) for r in collect.records if r.type in ("warning", "fault")
+    ]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, fields
 import av
 import av.error
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from avfuse.engine.sources.base import (
     AudioFormat,
@@ -294,6 +295,10 @@ class _Reader:
         vfmt = source.info.video
         self.out_size = (vfmt.width, vfmt.height) if vfmt else (0, 0)
         self.in_size = self.out_size  # size of the last decoded frame
+        # One scaler for the reader's life: `frame.reformat` makes a new SwsContext per
+        # frame, and FFmpeg starts and joins its slice threads each time (~0.7 ms a frame).
+        # One thread: frames this small convert faster than a thread pool wakes up.
+        self.scaler = VideoReformatter()
         fps = vfmt.fps if vfmt else 30.0
         self.video_pts = PtsChecker(modality="video", nominal_step_s=1.0 / fps)
         cfg, vstream = source.config, source._vstream
@@ -495,7 +500,8 @@ class _Reader:
             self._video_changed(size)
         w, h = self.out_size
         # One swscale pass scales (when the size changed) and converts to bgr24.
-        image = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
+        image = self.scaler.reformat(frame, width=w, height=h, format="bgr24", threads=1)
+        image = image.to_ndarray()
         dev, host_ns = self._stamp(t)
         self.end_s = max(self.end_s, dev + self.video_pts.nominal_step_s)
         self.sink.video(np.ascontiguousarray(image), device_time_s=dev, host_ns=host_ns)
