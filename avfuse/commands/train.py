@@ -122,6 +122,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default 30: an epoch over a tenth of the labels is a tenth of the steps)",
     )
     p.add_argument(
+        "--no-ablations",
+        action="store_true",
+        help="--pretraining: only the four main rows (late fusion with and without "
+        "contrastive pre-training at 100%% and 10%% of the labels)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -181,6 +187,8 @@ def preflight(args: argparse.Namespace) -> None:
             f"{embed_only[0]} applies to a model with a shared embedding ({', '.join(EMBEDDING)}),"
             f" not {args.model}: drop the option or use --model embed"
         )
+    if args.no_ablations and not args.pretraining:
+        raise UsageError("--no-ablations applies to --pretraining: drop it or add --pretraining")
     if args.few_label_epochs is not None and not args.pretraining:
         raise UsageError(
             "--few-label-epochs applies to --pretraining: drop it or add --pretraining"
@@ -247,7 +255,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pretraining(args: argparse.Namespace, cfg, data_config, progress: bool) -> int:
-    from avfuse.models.study import pretraining_study, render_retrieval, render_rows
+    import shlex
+    import sys
+
+    from avfuse.models.study import (
+        MAIN_VARIANTS,
+        VARIANTS,
+        pretraining_study,
+        render_retrieval,
+        render_rows,
+    )
 
     out = args.out or Path("runs") / "pretraining"
     merged = pretraining_study(
@@ -258,6 +275,8 @@ def _pretraining(args: argparse.Namespace, cfg, data_config, progress: bool) -> 
         data_config=data_config,
         reuse=args.reuse,
         progress=progress,
+        variants=MAIN_VARIANTS if args.no_ablations else VARIANTS,
+        command="avfuse " + shlex.join(sys.argv[1:]),
         **({"few_label_epochs": args.few_label_epochs} if args.few_label_epochs else {}),
     )
     print(render_rows(merged["pretraining"]))

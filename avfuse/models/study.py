@@ -64,6 +64,8 @@ VARIANTS = (
     Variant(key="late+infonce-only@10%", model="embed", fraction=0.1, contrastive=True),
     Variant(key="late+pretrain-only@10%", model="embed", fraction=0.1, pretrain=True),
 )  # fmt: skip
+#: the rows without the two ablations (`avfuse train --pretraining --no-ablations`)
+MAIN_VARIANTS = VARIANTS[:4]
 
 
 def variant_config(
@@ -95,6 +97,7 @@ def pretraining_study(
     reuse: bool = False,
     progress: bool = True,
     few_label_epochs: int = FEW_LABEL_EPOCHS,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train every variant (one shared pre-training), merge the figures into `results`.
 
@@ -131,6 +134,7 @@ def pretraining_study(
         "test_samples": len(prepared.splits["test"]),
         "train_config": asdict(train_config),
         "few_label_epochs": few_label_epochs,
+        "command": command,
         "rows": rows,
     }
     retrieval = {k: r["retrieval"] for k, r in rows.items() if "retrieval" in r}
@@ -207,4 +211,11 @@ def render_retrieval(retrieval: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["VARIANTS", "Variant", "pretraining_study", "render_retrieval", "render_rows"]
+__all__ = [
+    "MAIN_VARIANTS",
+    "VARIANTS",
+    "Variant",
+    "pretraining_study",
+    "render_retrieval",
+    "render_rows",
+]
