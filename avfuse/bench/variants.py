@@ -13,12 +13,9 @@ reported in the results, never dropped.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +38,6 @@ class VariantUnavailable(AvfuseError, RuntimeError):
     def __init__(self, message: str, *, status: str) -> None:
         self.status = status
         super().__init__(message)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Hold back onnxruntime.quantization's advice logged on the root logger."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _derived_manifest(manifest: Manifest, model_file: Path, tag: str) -> Manifest:
@@ -107,6 +92,8 @@ def derive_model(
         elif variant.precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
             from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            from avfuse.export.quantize import quiet_root_logger as _quiet
 
             tmp = workdir / f"model.{tag}.src.onnx"
             with _quiet():

@@ -125,7 +125,7 @@ class _Reader:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_root_logger() -> Iterator[None]:
     """onnxruntime.quantization logs advice on the root logger; hold it back."""
     root = logging.getLogger()
     level = root.level
@@ -161,7 +161,7 @@ def quantize_qdq(m: Manifest, dst: Path, calibration: Labelled, *, samples: int)
         "activations": "int8 symmetric",
         "biases": "float",
     }
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
+    with tempfile.TemporaryDirectory() as tmp, quiet_root_logger():
         src = Path(tmp) / "pre.onnx"
         try:  # shape inference and folding first, as onnxruntime recommends
             quant_pre_process(str(m.model_path), str(src), skip_symbolic_shape=True)
