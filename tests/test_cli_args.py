@@ -149,7 +149,7 @@ def test_option_equals_dashes_is_refused_not_stored_as_a_list(
     [
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
         (["run", "--av-offset-ms"], "expected one argument"),
-        (["train"], "one of the arguments --model --zoo is required"),
+        (["train"], "one of the arguments --model --zoo --pretraining is required"),
         (["bench", "--scenario", "nope"], "invalid choice: 'nope'"),
         (["run", "--backend", "onnx"], "ort, tensorrt, torch"),
         (["run", "--kernels", "fast"], "'fast'"),
