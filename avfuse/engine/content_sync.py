@@ -9,7 +9,8 @@ over the last `window_s` of the stream, every candidate lag `lag_min_ms`..`lag_m
 (10 ms apart) around the applied offset: the mean over frames of the score of the frame
 stack with the audio that lag later. A time lock makes one sharp peak.
 
-Verdict, from the latest evaluation (every `every_s` of video):
+Verdict, from the latest evaluation (every `every_s` of video); a distinct peak counts
+only once `confirm` evaluations in a row put it within 20 ms of the previous one:
     "not enough cues yet"   less than a whole window of frames with audio scored;
     "no usable sync cues"   the picture is still, the sound silent, or the peak is not
                             distinct: fewer than `min_psr` sidelobe standard deviations
@@ -72,6 +73,8 @@ class ContentSyncConfig:
         late_ms, early_ms: EBU R37 tolerance (audio late, audio early).
         min_psr: least peak height in sidelobe standard deviations.
         min_contrast: least peak height above the sidelobe median (score units).
+        confirm: evaluations in a row whose peaks agree within 20 ms before one is accepted
+            (a chance peak on content without cues comes and goes).
         min_motion: least mean absolute frame difference (fraction of the frame's spread).
         auto_offset: correct the applied offset towards the estimate.
         slew_ms_per_s: fastest change of the applied offset.
@@ -86,7 +89,8 @@ class ContentSyncConfig:
     late_ms: float = 60.0
     early_ms: float = 40.0
     min_psr: float = 4.0
-    min_contrast: float = 0.05
+    min_contrast: float = 0.1
+    confirm: int = 6
     min_motion: float = 0.005
     auto_offset: bool = False
     slew_ms_per_s: float = 50.0
@@ -180,6 +184,8 @@ class ContentSyncMonitor:
         self._reported: float | None = None
         self._t_prev_eval: float | None = None
         self.offset_changes = 0
+        self._run = 0  # evaluations in a row with a distinct peak near `_run_lag`
+        self._run_lag: float | None = None
 
     # ------------------------------------------------------------------ inputs
     def push_video(self, t: float, image: np.ndarray) -> None:
@@ -283,6 +289,12 @@ class ContentSyncMonitor:
             return self._reject("the peak is at the edge of the lag range", n, t, psr, contrast)
         if psr < cfg.min_psr or contrast < cfg.min_contrast:
             return self._reject("no distinct peak", n, t, psr, contrast)
+        lag = float(lags_ms[j])
+        near = self._run_lag is not None and abs(lag - self._run_lag) <= 20.0
+        self._run = self._run + 1 if near else 1
+        self._run_lag = lag
+        if self._run < cfg.confirm:
+            return self._reject("the peak is not yet stable", n, t, psr, contrast)
         c0, c1, c2 = curve[j - 1], curve[j], curve[j + 1]
         den = c0 - 2 * c1 + c2
         d = 0.5 * (c0 - c2) / den if den < 0 else 0.0
@@ -301,6 +313,8 @@ class ContentSyncMonitor:
     def _reject(
         self, reason: str, n: int, t: float, psr: float = 0.0, contrast: float = 0.0
     ) -> ContentEstimate:
+        if reason != "the peak is not yet stable":
+            self._run, self._run_lag = 0, None
         return ContentEstimate(
             accepted=False,
             residual_ms=None,
