@@ -147,7 +147,7 @@ def main() -> None:
     phrases = [speak(phrase_text(rng), v) for v in TEST_VOICES for _ in range(3)]
     result = {
         "conditions": "held out: cartoon style, flite/festival voices; 25 fps 320x240; 20 ms "
-        "audio blocks; monitor window 4 s, evaluated every 0.25 s",
+        "audio blocks; monitor window 3 s, evaluated every 0.25 s",
         "offsets": offsets_row(phrases),
         "no_cues": no_cues_row(phrases),
         "change": change_row(phrases),

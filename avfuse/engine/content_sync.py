@@ -84,13 +84,13 @@ class ContentSyncConfig:
 
     lag_min_ms: float = -350.0
     lag_max_ms: float = 350.0
-    window_s: float = 4.0
+    window_s: float = 3.0
     every_s: float = 0.25
     late_ms: float = 60.0
     early_ms: float = 40.0
     min_psr: float = 4.0
     min_contrast: float = 0.1
-    confirm: int = 6
+    confirm: int = 4
     min_motion: float = 0.005
     auto_offset: bool = False
     slew_ms_per_s: float = 50.0
