@@ -30,6 +30,7 @@ from typing import Any
 
 from avfuse.assets import default_model_path
 from avfuse.backends import Backend, create_backend
+from avfuse.backends.select import Choice, choose
 from avfuse.engine.control import StopToken
 from avfuse.engine.fusion import FusionPlan, load_fusion
 from avfuse.engine.model_slot import ModelOptions
@@ -38,6 +39,7 @@ from avfuse.engine.records import Event, Record, Summary
 from avfuse.engine.sinks import CallbackSink, MemorySink, Sink, make_sink
 from avfuse.engine.sources import Source, open_source
 from avfuse.errors import SinkError, StdoutClosed, UsageError
+from avfuse.logs import log
 from avfuse.manifest import Manifest
 
 SourceSpec = str | Source
@@ -70,18 +72,39 @@ class RunResult:
 ModelSpec = str | Path
 
 
+def choose_backend(
+    backend: str = "ort",
+    *,
+    device: str | None = None,
+    provider: str | None = None,
+    precision: str = "fp32",
+) -> Choice:
+    """The settled backend settings (`avfuse.backends.select.choose`); for "auto", the
+    one line saying which runtime it picked is written on stderr."""
+    choice = choose(backend, device=device, provider=provider, precision=precision)
+    if choice.reason:
+        log("info", choice.reason)
+    return choice
+
+
 def load_backend(
     model: ModelSpec | None = None,
     *,
     backend: str = "ort",
-    device: str = "cpu",
+    device: str | None = None,
     threads: int = 0,
     name: str | None = None,
+    provider: str | None = None,
+    precision: str = "fp32",
     **extra: Any,
 ) -> Backend:
     """Load a model (default: the bundled one) into a backend, ready to infer.
 
     `model` may be "NAME=PATH" (or `name` given) to run it under another name.
+    `provider` ("cpu", "cuda", "tensorrt") picks ONNX Runtime's execution provider;
+    `precision` ("fp32", "fp16", "int8") what a TensorRT provider or backend builds;
+    `backend="auto"` the best runtime present (see `choose_backend`); `device` defaults
+    to the GPU when the provider or backend needs one, else the CPU.
     """
     text = str(model) if model is not None else None
     if text is not None and "=" in text and name is None:
@@ -93,7 +116,15 @@ def load_backend(
     manifest: Manifest = load_complete(text or default_model_path())
     if name:
         manifest = replace(manifest, name=name)
-    return create_backend(backend, device=device, threads=threads, extra=extra).load(manifest)
+    c = choose_backend(backend, device=device, provider=provider, precision=precision)
+    return create_backend(
+        c.backend,
+        device=c.device,
+        threads=threads,
+        provider=c.provider,
+        precision=c.precision,
+        extra=extra,
+    ).load(manifest)
 
 
 def _model_list(model: ModelSpec | Sequence[ModelSpec] | None) -> list[ModelSpec | None]:
@@ -294,8 +325,10 @@ def start(
     video: SourceSpec | None = None,
     model: ModelSpec | Sequence[ModelSpec] | None = None,
     backend: str | Backend | Sequence[Backend] = "ort",
-    device: str = "cpu",
+    device: str | None = None,
     threads: int = 0,
+    provider: str | None = None,
+    precision: str = "fp32",
     sinks: Sequence[str | Sink] = ("console",),
     config: PipelineConfig | None = None,
     duration_s: float | None = None,
@@ -326,9 +359,18 @@ def start(
         if given:
             bes = [backend] if isinstance(backend, Backend) else list(backend)  # type: ignore[list-item]
         else:
+            c = choose_backend(str(backend), device=device, provider=provider,
+                               precision=precision)  # fmt: skip
             for spec in _model_list(model):
                 loaded.append(
-                    load_backend(spec, backend=str(backend), device=device, threads=threads)
+                    load_backend(
+                        spec,
+                        backend=c.backend,
+                        device=c.device,
+                        threads=threads,
+                        provider=c.provider,
+                        precision=c.precision,
+                    )  # fmt: skip
                 )
             bes = loaded
         names = [b.manifest.name for b in bes if b.manifest is not None]
@@ -369,7 +411,9 @@ def run(**kwargs: Any) -> RunResult:
     Args (the main ones):
         model: a model path ("NAME=PATH" renames it), or several: each runs on every
             stream that has a modality it takes (default: the bundled model).
-        backend: the backend name, or loaded backend(s) to use as they are.
+        backend: the backend name ("auto": the best present), or loaded backend(s) to use
+            as they are.
+        device / provider / precision: as `load_backend`.
         options: per-model overrides by model name (`ModelOptions` fields; the key None
             for the only model), e.g. {"vad": {"on_threshold": 0.6}}.
         fusion: late fusions and gates between the models (a `FusionPlan` or the path
@@ -414,8 +458,10 @@ def demo(
     realtime: bool = True,
     model: ModelSpec | Sequence[ModelSpec] | None = None,
     backend: str = "ort",
-    device: str = "cpu",
+    device: str | None = None,
     threads: int = 0,
+    provider: str | None = None,
+    precision: str = "fp32",
     sinks: Sequence[str | Sink] = ("console",),
     av_offset_ms: float = 0.0,
     drift_ppm: float = 0.0,
@@ -437,7 +483,8 @@ def demo(
     specs = _model_list(model)
     if len(specs) > 1:
         raise UsageError("the demo runs one model; give one --model (or use avfuse run)")
-    be = load_backend(specs[0], backend=backend, device=device, threads=threads)
+    be = load_backend(specs[0], backend=backend, device=device, threads=threads,
+                      provider=provider, precision=precision)  # fmt: skip
     try:
         rate = be.manifest.audio.sample_rate if be.manifest and be.manifest.audio else 16000
         src = SyntheticSource(

@@ -36,6 +36,7 @@ COMMANDS = (
     "config",
     "train",
     "export",
+    "build",
     "serve",
     "bench",
 )

@@ -198,8 +198,15 @@ def _models(
         tname = f"models.{name}"
         if not isinstance(table, dict):
             raise UsageError(f"{p}: [{tname}] must be a table with a path")
-        if "path" not in table or not isinstance(table["path"], str):
-            raise UsageError(f"{_where(p, text, 'path', tname)}: is missing (the model's folder)")
+        if "path" not in table:  # the bundled model, e.g. to set its cadence or thresholds
+            from avfuse.assets import default_model_path
+
+            table = {**table, "path": str(default_model_path())}
+        if not isinstance(table["path"], str):
+            raise UsageError(
+                f"{_where(p, text, 'path', tname)}: must be a string (the model's folder; "
+                "leave it out for the bundled model)"
+            )
         for key, v in table.items():
             if key == "path":
                 continue
@@ -266,8 +273,12 @@ source = ["udp://127.0.0.1:5004"]
 av_offset_ms = 0            # how much later the audio arrives than its video (ms)
 audio_deadline_ms = 100     # longest wait for late audio (ms)
 threads = 1                 # inference threads (0: the runtime decides)
-backend = "ort"
-device = "cpu"
+backend = "ort"             # ort, tensorrt, torch, triton (with triton_url), or auto
+device = "cpu"              # cpu, cuda or cuda:N
+# on a GPU: ONNX Runtime's TensorRT provider building fp16 engines
+# device = "cuda:0"
+# provider = "tensorrt"     # ort only: cpu, cuda or tensorrt
+# precision = "fp16"        # fp32; fp16 or int8 with the tensorrt provider or backend
 
 sink = ["jsonl:/var/lib/avfuse/events.jsonl"]
 quiet = true

@@ -126,6 +126,23 @@ class ParityError(ExportError):
         super().__init__(message)
 
 
+class AccuracyGateError(ExportError):
+    """A quantised model lost more accuracy than allowed; carries the measured numbers.
+
+    Attributes:
+        fp32_accuracy / int8_accuracy: top-1 accuracy of each model on the same samples.
+        loss_points: fp32 - int8, in percentage points.
+    """
+
+    def __init__(
+        self, message: str, *, fp32_accuracy: float, int8_accuracy: float, loss_points: float
+    ) -> None:
+        self.fp32_accuracy = fp32_accuracy
+        self.int8_accuracy = int8_accuracy
+        self.loss_points = loss_points
+        super().__init__(message)
+
+
 def exit_code_for(error: BaseException) -> int:
     """Return the CLI exit status for an exception (see DESIGN: 0, 1, 2, 129, 130, 141, 143)."""
     if isinstance(error, KeyboardInterrupt):

@@ -9,7 +9,8 @@
 # System packages (Debian/Ubuntu, installed when run as root or with sudo):
 #   libportaudio2 (microphones), ffmpeg (streams in tests), espeak-ng + sox (training data),
 #   pulseaudio (the virtual microphone the audio tests use), prometheus and mosquitto
-#   (the metrics and MQTT tests start their own on 127.0.0.1).
+#   (the metrics and MQTT tests start their own on 127.0.0.1), cmake + g++ (the native
+#   kernels the wheel carries; the CUDA ones too where nvcc is installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ extras="[media]"
 pkgs=(libportaudio2 ffmpeg)
 if [[ "${1:-}" == "--all" ]]; then
   extras="[all]"
-  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus mosquitto)
+  pkgs+=(espeak-ng sox pulseaudio pulseaudio-utils systemd prometheus mosquitto cmake g++)
 fi
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -92,3 +92,15 @@ def test_shape_contradicting_the_graph_names_the_field() -> None:
     with pytest.raises(ManifestError) as info:
         check_against_graph(m, {**graph_in, "extra": (1,)}, {"logits": (None, 11)})
     assert info.value.field == "inputs"
+
+
+def test_a_version_1_manifest_keeps_its_decision_section() -> None:
+    """A v1 manifest (what `avfuse export` writes) with tuned decision settings runs with
+    them, not with the defaults: the bundled model's settings live there."""
+    data = copy.deepcopy(tiny_manifest_dict())
+    assert data["version"] == 1
+    data["decision"] = {"on": 0.5, "off": 0.3, "min_duration_ms": 250, "ema_alpha": 0.6}
+    d = Manifest.from_dict(data).decision
+    assert (d.on, d.off, d.min_duration_ms, d.ema_alpha) == (0.5, 0.3, 250, 0.6)
+    data["decision"] = {"on": 0.3, "off": 0.5}
+    assert _bad(lambda x: x.update(data)).field == "decision"

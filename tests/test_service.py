@@ -62,7 +62,7 @@ def test_config_keys_are_runs_flags_and_values_obey_their_rules(tmp_path: Path) 
         ("threads = 1000\n", "line 1: threads: expected an integer in [0,"),
         ("realtime = 1\n", "line 1: realtime: must be true or false"),
         ("threshold = 0.6\n", "line 1: threshold: unknown key (it belongs in a [models.NAME]"),
-        ("[models.a]\nthreshold = 2\n", "[models.a] path: is missing"),
+        ("[models.a]\npath = 3\n", "line 2: [models.a] path: must be a string"),
         ('[models.a]\npath = "m"\nthreshold = 2\n', "line 3: [models.a] threshold: expected"),
         ("source = [\n", "not valid TOML"),
     ],
@@ -71,6 +71,15 @@ def test_a_bad_config_names_the_key_and_its_line(tmp_path: Path, text: str, want
     with pytest.raises(UsageError) as e:
         read_config(_write(tmp_path, text), _run_parser())
     assert wanted in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_model_table_without_a_path_is_the_bundled_model(tmp_path: Path) -> None:
+    cfg = read_config(_write(tmp_path, "[models.digits]\nevery_frames = 2\n"), _run_parser())
+    bundled = Path(__file__).resolve().parents[1] / "avfuse" / "assets" / "model" / "manifest.json"
+    argv = cfg.argv()
+    assert "--every-frames=digits=2" in argv, argv
+    (model,) = [a for a in argv if a.startswith("--model=")]
+    assert Path(model.split("=", 2)[2]).resolve() == bundled.resolve()
 
 
 def test_flags_override_the_file_and_a_repeated_flag_replaces_its_list(tmp_path: Path) -> None:

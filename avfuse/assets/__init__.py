@@ -17,6 +17,12 @@ def default_model_path() -> Path:
     return ASSETS / "model" / "manifest.json"
 
 
+def embedding_model_path() -> Path:
+    """Manifest of the bundled shared-embedding model (zoo member embed: late fusion with
+    per-modality heads and embeddings, for the agreement check and retrieval)."""
+    return ASSETS / "embed" / "manifest.json"
+
+
 def demo_assets_dir() -> Path:
     """Folder of pre-rendered demo cards and utterances."""
     return ASSETS / "demo"

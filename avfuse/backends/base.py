@@ -9,6 +9,15 @@ next call of the same stream, stacked along the state's own batch axis (e.g. axi
 of [2, batch, 128]), and a stream's state starts again from its initial value after
 a gap (`reset_state`). A `_load` that reads the graph replaces `self.manifest` with
 the manifest completed from it (`avfuse.manifest.resolve`).
+
+Output buffers: a backend that writes each call's outputs into buffers it keeps (IO
+binding) sets `reuses_outputs`; the arrays `infer` returns are then overwritten by the
+next call. Callers that keep results across calls get copies by default; the engine,
+which copies what it keeps, passes `borrow=True` and reads the buffers themselves.
+
+Device feeds: a backend whose runtime reads CUDA memory (`device_inputs`) also takes
+`DeviceTensor`s (or objects with `__cuda_array_interface__`) as feeds, checked like
+numpy arrays, so pre-processing that ran on the GPU is not copied back to the host.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from avfuse.backends.device import DeviceTensor, on_device
 from avfuse.errors import BackendError, ModelError, UsageError
 from avfuse.manifest import Manifest, TensorSpec
 
@@ -42,6 +52,10 @@ def np_dtype(name: str | None) -> type:
     return _NP_DTYPES.get(name or "float32", np.float32)
 
 
+#: ONNX Runtime execution providers by the short names the CLI and the API take
+PROVIDERS = ("cpu", "cuda", "tensorrt")
+
+
 @dataclass(frozen=True, kw_only=True)
 class BackendOptions:
     """Options every backend understands; runtime-specific ones go in `extra`.
@@ -51,6 +65,8 @@ class BackendOptions:
         threads: intra-op threads (0 lets the runtime decide).
         optimization: graph optimisation level: "disable", "basic", "extended", "all".
         precision: "fp32", "fp16" or "int8" where the backend supports it.
+        provider: ONNX Runtime's execution provider, "cpu", "cuda" or "tensorrt" (None:
+            from the device); other backends refuse one.
         extra: backend-specific settings, validated by that backend.
     """
 
@@ -58,6 +74,7 @@ class BackendOptions:
     threads: int = 0
     optimization: str = "all"
     precision: str = "fp32"
+    provider: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,6 +86,15 @@ class BackendOptions:
             raise UsageError("optimization must be disable, basic, extended or all")
         if self.precision not in ("fp32", "fp16", "int8"):
             raise UsageError("precision must be fp32, fp16 or int8")
+        if self.provider is not None and self.provider not in PROVIDERS:
+            raise UsageError(f"provider must be one of {', '.join(PROVIDERS)}")
+        if self.provider == "cpu" and self.device != "cpu":
+            raise UsageError(f"--provider cpu contradicts --device {self.device}: drop one of them")
+
+    @property
+    def device_index(self) -> int:
+        """The CUDA device index of "cuda:N" (0 for "cuda"; 0 on the CPU)."""
+        return int(self.device.split(":")[1]) if ":" in self.device else 0
 
 
 class Backend(ABC):
@@ -79,12 +105,19 @@ class Backend(ABC):
 
     def __init__(self, *, options: BackendOptions | None = None) -> None:
         self.options = options or BackendOptions()
+        if self.options.provider is not None and self.name != "ort":
+            raise UsageError(f"--provider applies to --backend ort only, not {self.name}: drop it")
         self.manifest: Manifest | None = None
         self.last_infer_ms: float = 0.0
+        #: the arrays `_infer` returns are kept and overwritten by the next call
+        self.reuses_outputs = False
+        #: `_infer` takes feeds in CUDA memory (DeviceTensor)
+        self.device_inputs = False
         self._loaded = False
         self._state: dict[Any, dict[str, np.ndarray]] = {}
         self._specs: dict[str, TensorSpec] = {}
         self._consts: dict[str, np.ndarray] = {}
+        self._const_rows: dict[tuple[str, int], np.ndarray] = {}
 
     # ------------------------------------------------------------------ public
     def load(self, manifest: Manifest) -> Backend:
@@ -107,24 +140,33 @@ class Backend(ABC):
         return self
 
     def infer(
-        self, feeds: Mapping[str, np.ndarray], *, streams: Sequence[Any] | None = None
+        self,
+        feeds: Mapping[str, Any],
+        *,
+        streams: Sequence[Any] | None = None,
+        borrow: bool = False,
     ) -> dict[str, np.ndarray]:
         """Run one batch.
 
         Args:
-            feeds: input name -> array for every non-state input.
+            feeds: input name -> array for every non-state input (a numpy array, or a
+                device tensor where the backend takes them: `device_inputs`).
             streams: for stateful models, the stream id of each batch row; their carried
                 state is fed in and updated from the outputs. Ignored for stateless models.
+            borrow: take the backend's own output buffers, which the next call overwrites
+                (no copy); by default a backend that reuses them returns copies.
 
         Returns:
             output name -> array (state outputs included).
         """
         m = self._require_loaded()
-        full = dict(feeds)
+        full = {
+            k: v if isinstance(v, np.ndarray) else self._device_feed(k, v) for k, v in feeds.items()
+        }
         batch = self._check_feeds(m, full)
         for name, value in self._consts.items():
             spec = self._specs[name]
-            full[name] = value if spec.batch_axis is None else self._batched(value, spec, batch)
+            full[name] = value if spec.batch_axis is None else self._batched(name, spec, batch)
         ids: list[Any] = []
         if m.state:
             ids = list(streams) if streams is not None else [None] * batch
@@ -148,7 +190,17 @@ class Backend(ABC):
                 new = out[pair.output]
                 for row, sid in enumerate(ids):
                     self._state.setdefault(sid, {})[pair.input] = np.take(new, row, axis=ax).copy()
+        if self.reuses_outputs and not borrow:
+            return {k: v.copy() for k, v in out.items()}
         return out
+
+    def host_buffer(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A zeroed host array for feeds refilled every call (the engine's batch buffers).
+
+        Backends that copy feeds to a GPU return page-locked memory here, so that copy
+        is one DMA transfer; the default is an ordinary numpy array.
+        """
+        return np.zeros(shape, dtype)
 
     def reset_state(self, stream: Any = None) -> None:
         """Forget a stream's recurrent state (after a gap); `None` with no streams: all."""
@@ -163,6 +215,7 @@ class Backend(ABC):
             self._close()
         self._loaded = False
         self._state.clear()
+        self._const_rows.clear()
 
     @property
     def input_specs(self) -> tuple[TensorSpec, ...]:
@@ -196,7 +249,22 @@ class Backend(ABC):
             raise BackendError(f"{self.name} backend is not loaded; call load(manifest) first")
         return self.manifest
 
-    def _check_feeds(self, m: Manifest, feeds: dict[str, np.ndarray]) -> int:
+    def _device_feed(self, name: str, value: Any) -> DeviceTensor:
+        """A feed that is not a numpy array: a device tensor, where this backend takes one."""
+        if not on_device(value):
+            raise UsageError(
+                f"input {name!r} must be a numpy array or a device tensor, "
+                f"got {type(value).__name__}"
+            )
+        if not self.device_inputs:
+            raise UsageError(
+                f"input {name!r} is in CUDA memory but the {self.name} backend on "
+                f"{self.options.device} reads host arrays: pass a numpy array, or run on "
+                "--device cuda"
+            )
+        return DeviceTensor.wrap(value)
+
+    def _check_feeds(self, m: Manifest, feeds: dict[str, Any]) -> int:
         want = [s for s in m.inputs if s.modality not in ("state", "const")]  # fed per call
         missing = [s.name for s in want if s.name not in feeds]
         extra = [k for k in feeds if k not in {s.name for s in want}]
@@ -229,8 +297,13 @@ class Backend(ABC):
             st = np.full(one, spec.init, dtype=np_dtype(spec.dtype))
         return st
 
-    @staticmethod
-    def _batched(value: np.ndarray, spec: TensorSpec, batch: int) -> np.ndarray:
-        """A const input repeated along its batch axis."""
-        ax = spec.batch_axis or 0
-        return np.repeat(np.expand_dims(value, ax), batch, axis=ax)
+    def _batched(self, name: str, spec: TensorSpec, batch: int) -> np.ndarray:
+        """A const input repeated along its batch axis, made once per batch size (so its
+        address stays the same and a bound input need not be rebound)."""
+        key = (name, batch)
+        rows = self._const_rows.get(key)
+        if rows is None:
+            ax = spec.batch_axis or 0
+            rows = np.repeat(np.expand_dims(self._consts[name], ax), batch, axis=ax)
+            self._const_rows[key] = rows
+        return rows

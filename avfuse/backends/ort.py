@@ -1,9 +1,18 @@
-"""ONNX Runtime backend: CPU, and the CUDA / TensorRT execution providers where installed.
+"""ONNX Runtime backend: the CPU provider, and the CUDA / TensorRT providers where installed.
 
-Session options come from `BackendOptions` (threads, graph optimisation level).
-On CPU, feeds are passed straight to `InferenceSession.run` (IO binding saves
-nothing there: the arrays are already in host memory). On CUDA, IO binding keeps
-outputs on the device between calls; that path has never run on a GPU here.
+Session options come from `BackendOptions` (threads, graph optimisation level); the
+provider from `BackendOptions.provider` ("cpu", "cuda", "tensorrt"; by default the one
+the device implies), with the options in `avfuse.backends.providers`. A provider that
+cannot start raises `BackendUnavailable` naming the package, driver or device it lacks,
+and a session that ONNX Runtime quietly moved to another provider is refused the same
+way, never run on the wrong one.
+
+Calls go through IO binding (`avfuse.backends.ort_binding`): outputs land in buffers
+bound once per batch size, inputs are bound by address and rebound only when it
+changes; on a GPU provider host feeds and outputs live in page-locked memory (one copy
+each way) and device feeds (`DeviceTensor`, e.g. written by the CUDA pre-processing
+kernels) are read where they are. benchmarks/ort_binding.py measures it against plain
+`InferenceSession.run`; the CUDA and TensorRT paths have never run on a GPU here.
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from avfuse.backends.base import Backend
+from avfuse.backends.ort_binding import IoBinder
+from avfuse.backends.providers import first_provider, session_providers
 from avfuse.errors import BackendUnavailable, ModelError
 from avfuse.manifest import ORT_TYPES, Manifest, resolve
 
@@ -36,12 +47,42 @@ def _dims(shape: list[Any]) -> tuple[Any, ...]:
     return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
 
 
+def _resolved(manifest: Manifest, session: Any) -> Manifest:
+    return resolve(
+        manifest,
+        {i.name: (_dims(i.shape), ORT_TYPES.get(i.type)) for i in session.get_inputs()},
+        {o.name: (_dims(o.shape), ORT_TYPES.get(o.type)) for o in session.get_outputs()},
+    )
+
+
+def complete_from_graph(manifest: Manifest) -> Manifest:
+    """The manifest with what it leaves out (shapes, dtypes) read from its ONNX graph,
+    through a CPU session: for runtimes that do not read the graph themselves (TensorRT's
+    optimisation profile needs every input's shape)."""
+    ort = _ort()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(
+            str(manifest.model_path), sess_options=so, providers=["CPUExecutionProvider"]
+        )
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelError(
+            f"cannot read the graph of {manifest.model_path.name}: {first}; re-export it"
+        ) from e
+    return _resolved(manifest, session)
+
+
 class OnnxRuntimeBackend(Backend):
-    """`ort`: ONNX Runtime InferenceSession with the provider picked from the device.
+    """`ort`: an ONNX Runtime InferenceSession on the CPU, CUDA or TensorRT provider.
 
     Extra options (``BackendOptions.extra``):
-        provider: force an execution provider ("CPUExecutionProvider",
-            "CUDAExecutionProvider", "TensorrtExecutionProvider").
+        io_binding: run through IO binding (default True; False: `InferenceSession.run`,
+            which allocates the outputs of every call).
+        max_batch: largest batch the TensorRT provider's optimisation profile covers
+            (default 64).
         inter_threads: inter-op threads (default 1: the graphs here are sequential).
         spin: let idle worker threads spin (default False: they sleep; spinning shaves
             microseconds off back-to-back calls and costs a core on a live stream).
@@ -49,83 +90,93 @@ class OnnxRuntimeBackend(Backend):
 
     name = "ort"
 
-    def _providers(self, ort: Any) -> list[str]:
-        forced = self.options.extra.get("provider")
-        available = ort.get_available_providers()
-        if forced:
-            if forced not in available:
-                raise BackendUnavailable(
-                    f"ONNX Runtime provider {forced} is not available (have {available}); "
-                    "for CUDA/TensorRT: pip install onnxruntime-gpu"
-                )
-            return [forced]
-        if self.options.device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in available:
-                raise BackendUnavailable(
-                    f"device {self.options.device} needs onnxruntime-gpu (have {available}): "
-                    "pip uninstall onnxruntime && pip install onnxruntime-gpu"
-                )
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
-
     def _load(self, manifest: Manifest) -> None:
         ort = _ort()
+        opts = self.options
+        provider = opts.provider or ("cuda" if opts.device.startswith("cuda") else "cpu")
+        if provider != "cpu" and not opts.device.startswith("cuda"):
+            raise BackendUnavailable(f"the {provider} provider needs --device cuda[:N]")
+        providers = session_providers(
+            provider,
+            device_id=opts.device_index,
+            manifest=manifest,
+            precision=opts.precision,
+            max_batch=int(opts.extra.get("max_batch", 64)),
+            available=ort.get_available_providers(),
+        )
         so = ort.SessionOptions()
         so.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, _OPT_LEVELS[self.options.optimization]
+            ort.GraphOptimizationLevel, _OPT_LEVELS[opts.optimization]
         )
-        so.intra_op_num_threads = self.options.threads
-        so.inter_op_num_threads = int(self.options.extra.get("inter_threads", 1))
+        so.intra_op_num_threads = opts.threads
+        so.inter_op_num_threads = int(opts.extra.get("inter_threads", 1))
         # idle worker threads sleep instead of spinning: a live stream calls the model
         # every 33 ms, and spinning between calls burnt most of a core for nothing
-        spin = "1" if self.options.extra.get("spin", False) else "0"
+        spin = "1" if opts.extra.get("spin", False) else "0"
         so.add_session_config_entry("session.intra_op.allow_spinning", spin)
         so.add_session_config_entry("session.inter_op.allow_spinning", spin)
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
-                str(manifest.model_path), sess_options=so, providers=self._providers(ort)
+                str(manifest.model_path), sess_options=so, providers=providers
             )
-        except BackendUnavailable:
-            raise
         except Exception as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if provider != "cpu":
+                raise BackendUnavailable(
+                    f"ONNX Runtime could not start the {provider} provider: {first}; check "
+                    "the CUDA, cuDNN and TensorRT versions this onnxruntime-gpu is built for"
+                ) from e
             raise ModelError(
-                f"ONNX Runtime cannot load {manifest.model_path.name}: "
-                f"{str(e).splitlines()[0]}; the file is corrupt or not an ONNX "
-                "model: re-export it"
+                f"ONNX Runtime cannot load {manifest.model_path.name}: {first}; the file is "
+                "corrupt or not an ONNX model: re-export it"
             ) from e
-        self.manifest = resolve(
-            manifest,
-            {i.name: (_dims(i.shape), ORT_TYPES.get(i.type)) for i in self._session.get_inputs()},
-            {o.name: (_dims(o.shape), ORT_TYPES.get(o.type)) for o in self._session.get_outputs()},
-        )
+        started = first_provider(self._session)
+        if started != provider:
+            self._session = None
+            raise BackendUnavailable(
+                f"asked for the {provider} provider but ONNX Runtime started {started} "
+                f"(it could not load {provider}'s libraries); check the CUDA/TensorRT install"
+            )
+        self.manifest = _resolved(manifest, self._session)
         # fetch what the manifest describes (a graph may have outputs nobody reads)
         self._output_names = [o.name for o in self.manifest.outputs]
-        self._device = self.options.device
-        self._binding = None
-        if self._device.startswith("cuda"):
-            self._binding = self._session.io_binding()
+        self.provider = provider
+        self._gpu = provider != "cpu"
+        self._binder: IoBinder | None = None
+        if opts.extra.get("io_binding", True):
+            self._binder = IoBinder(
+                self._session,
+                self._output_names,
+                device_id=opts.device_index,
+                alloc=self.host_buffer if self._gpu else None,
+            )
+        self.reuses_outputs = self._binder is not None
+        self.device_inputs = self._gpu and self._binder is not None
 
-    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._binding is None:
-            outs = self._session.run(self._output_names, feeds)
-            return dict(zip(self._output_names, outs, strict=True))
-        b = self._binding
-        b.clear_binding_inputs()
-        b.clear_binding_outputs()
-        dev_id = int(self._device.split(":")[1]) if ":" in self._device else 0
-        for k, v in feeds.items():
-            b.bind_cpu_input(k, np.ascontiguousarray(v))
-        for n in self._output_names:
-            b.bind_output(n, "cuda", dev_id)
-        self._session.run_with_iobinding(b)
-        outs = b.copy_outputs_to_cpu()
+    def _infer(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+        if self._binder is not None:
+            return self._binder.run(feeds)
+        outs = self._session.run(self._output_names, feeds)
         return dict(zip(self._output_names, outs, strict=True))
 
+    def host_buffer(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """Page-locked memory on the GPU providers (where the CUDA runtime loads)."""
+        if not getattr(self, "_gpu", False):
+            return super().host_buffer(shape, dtype)
+        from avfuse.backends import cudart
+
+        try:
+            return cudart.host_array(shape, dtype)
+        except BackendUnavailable:  # onnxruntime-gpu found its CUDA; ctypes did not
+            return super().host_buffer(shape, dtype)
+
     def _close(self) -> None:
+        if self._binder is not None:
+            self._binder.close()
+        self._binder = None
         self._session = None
-        self._binding = None
 
     @property
     def providers(self) -> list[str]:

@@ -1,5 +1,8 @@
 """PyTorch eager backend: runs the zoo model from the checkpoint.pt exported beside model.onnx.
 
+On a GPU it takes feeds in CUDA memory as they are (`DeviceTensor`s or CUDA tensors):
+pre-processing that ran on the GPU reaches the model without a host round trip.
+
 It answers "what does ONNX Runtime buy us over eager torch" side by side with
 the same manifest and feeds. torch is imported inside `_load`, never at module
 import, so the runtime stays torch-free unless this backend is asked for.
@@ -67,13 +70,16 @@ class TorchBackend(Backend):
         self._model = model
         self._names = names
         self._outputs = [o.name for o in manifest.outputs]
+        # on a GPU, feeds already in CUDA memory (DeviceTensor, e.g. written by the CUDA
+        # pre-processing kernels) are wrapped where they are, not copied
+        self.device_inputs = self.options.device.startswith("cuda")
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output of forward() (a tensor, a tuple/list in manifest order, or a dict)."""
         torch = self._torch
         dev = self.options.device
         with torch.inference_mode():
-            args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(dev) for n in self._names]
+            args = [self._tensor(feeds[n], dev) for n in self._names]
             out = self._model(*args)
             if dev != "cpu":
                 torch.cuda.synchronize()
@@ -89,6 +95,14 @@ class TorchBackend(Backend):
                 f"{len(self._outputs)} ({self._outputs}); re-export the model"
             )
         return {n: t.cpu().numpy() for n, t in zip(self._outputs, outs, strict=True)}
+
+    def _tensor(self, value: Any, dev: str) -> Any:
+        """A feed as a tensor on `dev`: host arrays are copied there once, device tensors
+        are wrapped in place (`__cuda_array_interface__`, no copy)."""
+        torch = self._torch
+        if isinstance(value, np.ndarray):
+            return torch.from_numpy(np.ascontiguousarray(value)).to(dev)
+        return torch.as_tensor(value, device=dev)
 
     def _close(self) -> None:
         self._model = None

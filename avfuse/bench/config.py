@@ -33,6 +33,7 @@ class Variant:
         optimization: graph optimisation level (ONNX Runtime).
         precision: "fp32", "fp16" or "int8" ("int8" on ONNX Runtime: quantised copy).
         quant: int8 method, "dynamic" or "static" (calibrated on data).
+        provider: ONNX Runtime provider ("cuda", "tensorrt"; None: the device's).
         url: the server of a remote backend ("triton"); None: its default.
     """
 
@@ -42,13 +43,15 @@ class Variant:
     optimization: str = "all"
     precision: str = "fp32"
     quant: str = "dynamic"
+    provider: str | None = None
     url: str | None = None
 
     @property
     def label(self) -> str:
         """Short unique name used in tables, plots and --compare."""
         dev = "" if self.device == "cpu" else f"-{self.device}"
-        parts = [f"{self.backend}{dev}", f"t{self.threads}"]
+        name = self.backend if self.provider in (None, "cpu", "cuda") else f"ort-{self.provider}"
+        parts = [f"{name}{dev}", f"t{self.threads}"]
         if self.backend == "ort":
             parts.append(f"opt-{self.optimization}")
         prec = f"int8-{self.quant}" if self.precision == "int8" else self.precision
@@ -69,6 +72,8 @@ class BenchConfig:
         model: manifest path, ONNX path or model folder (None: the bundled default).
         backends: backend names to compare: "torch" (eager), "ort" (CPU sweeps), and the GPU
             ones "torch-cuda", "ort-cuda", "tensorrt"; absent ones are skipped with the reason.
+        provider: ONNX Runtime provider of the "ort" variants: None or "cpu" (the CPU
+            sweeps), "cuda" or "tensorrt" (one variant per precision on the GPU).
         threads: intra-op thread counts swept for ONNX Runtime.
         optimizations: ONNX Runtime graph optimisation levels swept (at the first thread
             count, fp32).
@@ -124,9 +129,14 @@ class BenchConfig:
     data: str = "test"
     out_dir: str = "benchmarks/results"
     plots: bool = True
+    provider: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.provider not in (None, "cpu", "cuda", "tensorrt"):
+            raise UsageError(f"unknown provider {self.provider!r}; use cpu, cuda or tensorrt")
+        if self.provider is not None and "ort" not in self.backends:
+            raise UsageError("--provider applies to --backends ort only: add ort or drop it")
         if self.scenario not in SCENARIOS:
             raise UsageError(f"unknown scenario {self.scenario!r}; use one of {SCENARIOS}")
         for p in self.precisions:
@@ -176,6 +186,13 @@ class BenchConfig:
         for name in self.backends:
             if name == "torch":
                 out += [Variant(backend="torch", threads=t) for t in self.threads]
+            elif name == "ort" and self.provider in ("cuda", "tensorrt"):
+                precs = self.precisions if self.provider == "tensorrt" else ("fp32", "fp16")
+                out += [
+                    Variant(backend="ort", device="cuda", provider=self.provider, precision=p,
+                            quant="static")
+                    for p in precs
+                ]  # fmt: skip
             elif name == "ort":
                 out += [
                     Variant(backend="ort", threads=t0, optimization=o) for o in self.optimizations

@@ -50,16 +50,24 @@ class TimedBackend(Backend):
         self.calls = 0
 
     def infer(
-        self, feeds: Mapping[str, np.ndarray], *, streams: Sequence[Any] | None = None
+        self,
+        feeds: Mapping[str, np.ndarray],
+        *,
+        streams: Sequence[Any] | None = None,
+        borrow: bool = False,
     ) -> dict[str, np.ndarray]:
         t0 = time.monotonic_ns()
-        out = self.inner.infer(feeds, streams=streams)
+        out = self.inner.infer(feeds, streams=streams, borrow=borrow)
         t1 = time.monotonic_ns()
         i = self.calls % _CAP
         self.starts[i], self.ends[i] = t0, t1
         self.calls += 1
         self.last_infer_ms = (t1 - t0) / 1e6
         return out
+
+    def host_buffer(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """The inner backend's (page-locked where it copies to a GPU)."""
+        return self.inner.host_buffer(shape, dtype)
 
     def _load(self, manifest: Manifest) -> None:  # already loaded by the inner backend
         pass

@@ -13,12 +13,9 @@ reported in the results, never dropped.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +38,6 @@ class VariantUnavailable(AvfuseError, RuntimeError):
     def __init__(self, message: str, *, status: str) -> None:
         self.status = status
         super().__init__(message)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Hold back onnxruntime.quantization's advice logged on the root logger."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _derived_manifest(manifest: Manifest, model_file: Path, tag: str) -> Manifest:
@@ -91,13 +76,24 @@ def derive_model(
         return manifest, {}
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"{variant.precision}-{variant.quant}" if variant.precision == "int8" else "fp16"
+    if variant.provider == "tensorrt" and variant.precision == "int8":
+        tag = "int8-qdq"
     dst = workdir / f"model.{tag}.onnx"
     info: dict[str, Any] = {"derived_model": dst.name}
     if not dst.exists():
         src = manifest.model_path
-        if variant.precision == "int8":
+        if variant.precision == "int8" and variant.provider == "tensorrt":
+            # TensorRT takes symmetric Q/DQ only: the model `avfuse build` would make
+            from avfuse.export.quantize import Labelled, quantize_qdq
+
+            calib = calibration_data(manifest, n=CALIBRATION_SAMPLES, fallback=data)
+            rows = Labelled(calib.feeds, np.zeros(calib.n, np.int64), calib.source)
+            info.update(quantize_qdq(manifest, dst, rows, samples=CALIBRATION_SAMPLES))
+        elif variant.precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
             from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            from avfuse.export.quantize import quiet_root_logger as _quiet
 
             tmp = workdir / f"model.{tag}.src.onnx"
             with _quiet():
@@ -136,16 +132,20 @@ def open_variant(
             "no CUDA GPU on this machine (nvidia-smi found none)", status="skipped"
         )
     info: dict[str, Any] = {}
+    trt_ep = variant.provider == "tensorrt"
     try:
         m = manifest
-        if variant.backend == "ort":
+        if variant.backend == "ort" and not (trt_ep and variant.precision == "fp16"):
             m, info = derive_model(manifest, variant, data, workdir)
         be = create_backend(
             f"{variant.backend}:{variant.url}" if variant.url else variant.backend,
             device=variant.device,
             threads=variant.threads,
             optimization=variant.optimization,
-            precision="fp32" if variant.backend == "ort" else variant.precision,
+            provider=variant.provider,
+            # a quantised or converted copy carries its precision; the TensorRT provider
+            # is told it (its fp16 is a builder flag, its int8 reads the copy's Q/DQ)
+            precision=variant.precision if trt_ep or variant.backend != "ort" else "fp32",
         )
         be.load(m)
     except (BackendUnavailable, ImportError) as e:

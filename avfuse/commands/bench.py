@@ -18,6 +18,7 @@ from avfuse.errors import UsageError
 #: names the options accept (the same as avfuse.bench.config's, kept here so that
 #: building the parser imports no benchmark machinery)
 BACKENDS = ("torch", "ort", "torch-cuda", "ort-cuda", "tensorrt")
+PROVIDERS = ("cpu", "cuda", "tensorrt")
 #: accepted by --backends but not run by default (it needs a server: --triton-url)
 OPT_IN_BACKENDS = ("triton",)
 OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -72,6 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="the server of --backends triton (default grpc://127.0.0.1:8001; options as "
         "for avfuse run --triton-url)",
+    )
+    p.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default=None,
+        help="ONNX Runtime provider of the ort variants: cpu (the CPU sweeps, default), "
+        "cuda, or tensorrt (one variant per --precisions on the GPU); ort only",
     )
     p.add_argument(
         "--threads",
@@ -225,6 +233,11 @@ def preflight(args: argparse.Namespace) -> None:
         for path in args.compare:
             _args.check_input_file(path, "--compare")
         return
+    if args.provider is not None and "ort" not in args.backends:
+        raise UsageError(
+            f"--provider applies to --backend ort only, and --backends is "
+            f"{','.join(args.backends)}: add ort or drop --provider"
+        )
     if args.triton_url is not None and "triton" not in args.backends:
         raise UsageError("--triton-url is for --backends triton: add it or drop --triton-url")
     _args.check_output_folder(args.out, "--out")
@@ -274,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data,
         out_dir=args.out,
         plots=not args.no_plots,
+        provider=args.provider,
         extra={"triton_url": args.triton_url} if args.triton_url else {},
     )
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print

@@ -11,6 +11,7 @@ from avfuse.commands.run import (
     add_model_options,
     add_output_options,
     backend_spec,
+    check_backend,
     check_outputs,
     print_outcome,
     sinks_from,
@@ -76,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def preflight(args: argparse.Namespace) -> None:
     """Checks that need the file system, run before the scene (UsageError: exit 2)."""
+    check_backend(args)
     check_outputs(args)
 
 
@@ -103,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         realtime=not args.fast,
         model=args.model,
         backend=backend_spec(args),
+        device=args.device,
+        provider=args.provider,
+        precision=args.precision,
         threads=args.threads,
         sinks=sinks_from(args),
         av_offset_ms=args.av_offset_ms,

@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from avfuse.backends.base import PROVIDERS
+from avfuse.backends.select import PRECISIONS
 from avfuse.commands import _args
 from avfuse.errors import UsageError
 
@@ -92,7 +94,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--backend",
         type=_args.one_of(_backend_names, what="backend", default="ort"),
         default="ort",
-        help="ort (default), tensorrt, torch, or triton (a Triton Inference Server: --triton-url)",
+        help="ort (default), tensorrt, torch, triton (a Triton Inference Server: --triton-url), "
+        "or auto: the best present here (TensorRT, then ONNX Runtime's TensorRT or CUDA "
+        "provider on a GPU; the CPU otherwise), said on stderr",
     )
     g.add_argument(
         "--triton-url",
@@ -103,7 +107,24 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "?timeout_s=5&retries=3&in_flight=4&shm=system&model=NAME (see docs/triton.md)",
     )
     g.add_argument(
-        "--device", type=_args.device, default="cpu", help="cpu (default), cuda or cuda:N"
+        "--device",
+        type=_args.device,
+        default=None,
+        help="cpu, cuda or cuda:N (default cpu; cuda when --provider or --backend needs a GPU)",
+    )
+    g.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default=None,
+        help="ONNX Runtime execution provider, --backend ort only: cpu, cuda or tensorrt "
+        "(default: the device's)",
+    )
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (default); fp16 or int8 with --provider tensorrt or --backend tensorrt "
+        "(int8 needs a quantised model: `avfuse build MODEL --precision int8`)",
     )
     g.add_argument(
         "--threads",
@@ -134,7 +155,20 @@ def backend_spec(args: argparse.Namespace) -> str:
 def _backend_names() -> list[str]:
     from avfuse.backends import available_backends
 
-    return available_backends()
+    return [*available_backends(), "auto"]
+
+
+def check_backend(args: argparse.Namespace) -> None:
+    """Refuse backend settings that contradict each other (one line, exit 2), before any
+    work: `--provider cpu --device cuda`, `--provider` with another backend, ..."""
+    import contextlib
+
+    from avfuse.backends.select import choose
+    from avfuse.errors import BackendUnavailable
+
+    # `auto` finding nothing is said when loading, with what is missing
+    with contextlib.suppress(BackendUnavailable):
+        choose(args.backend, device=args.device, provider=args.provider, precision=args.precision)
 
 
 def _kernel_names() -> list[str]:
@@ -313,6 +347,7 @@ def preflight(args: argparse.Namespace) -> None:
     backend_spec(args)  # --triton-url without --backend triton
     if args.truth is not None:
         _args.read_truth(args.truth, "--truth")  # the run body reads it again at the end
+    check_backend(args)
     check_outputs(args)
 
 
@@ -381,6 +416,8 @@ def _api_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "model": args.model,
         "backend": backend_spec(args),
         "device": args.device,
+        "provider": args.provider,
+        "precision": args.precision,
         "threads": args.threads,
         "sinks": sinks_from(args),
         "config": config,
@@ -511,7 +548,8 @@ def reload_parts(args: argparse.Namespace):  # noqa: ANN201 - returns the Reconf
         add = []
         for name, path in add_specs:
             be = load_backend(path, backend=backend_spec(args), device=args.device,
-                              threads=args.threads, name=name)  # fmt: skip
+                              threads=args.threads, name=name, provider=args.provider,
+                              precision=args.precision)  # fmt: skip
             add.append(prepare_slot(pipe, be, opts.get(name, ModelOptions())))
         sinks = None
         if sinks_from(args) != [s.name for s in pipe.sink_set.sinks if s.durable or

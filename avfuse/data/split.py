@@ -18,6 +18,7 @@ import numpy as np
 from avfuse.data.config import (
     SPLITS,
     DataConfig,
+    check_trainable,
     image_sources_for,
     split_of_variant,
     voice_bases_for,
@@ -102,11 +103,13 @@ def load_split(
 
     Raises:
         UsageError: unknown split name.
-        DataError: espeak-ng is missing, or a cache file is unreadable.
+        DataError: espeak-ng is missing, a cache file is unreadable, or the config draws
+            on a test-only source (`avfuse.data.config.check_trainable`).
     """
     if name not in SPLITS:
         raise UsageError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
     config = DataConfig() if config is None else config
+    check_trainable(config)
     from avfuse.data.speech import espeak_version
 
     version = config.key(espeak_version())

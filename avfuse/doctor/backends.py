@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from avfuse.backends.select import EP_NAMES
 from avfuse.doctor.base import Check, Measure, bounded, call_with_deadline, one_line
 from avfuse.doctor.checks import model_fix
 from avfuse.doctor.samples import Samples, build_samples
@@ -50,6 +51,7 @@ class BackendSpec:
         name: its row in the table.
         backend: registry name for `avfuse.backends.create_backend`.
         device: "cpu" or "cuda".
+        provider: ONNX Runtime provider short name ("cuda", "tensorrt"; ort only).
         extra: backend-specific options (`BackendOptions.extra`).
         timeout_s: how long loading, the samples and the timing may take together
             (a TensorRT engine is built on first use).
@@ -59,6 +61,7 @@ class BackendSpec:
     name: str
     backend: str
     device: str
+    provider: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     timeout_s: float = 60.0
     fix: str = ""
@@ -68,10 +71,10 @@ SPECS: tuple[BackendSpec, ...] = (
     BackendSpec(name="ONNX Runtime CPU", backend="ort", device="cpu", timeout_s=30.0,
                 fix="pip install --force-reinstall onnxruntime"),
     BackendSpec(name="ONNX Runtime CUDA EP", backend="ort", device="cuda",
-                extra={"provider": "CUDAExecutionProvider"},
+                provider="cuda",
                 fix="install the CUDA and cuDNN versions this onnxruntime-gpu is built for"),
     BackendSpec(name="ONNX Runtime TensorRT EP", backend="ort", device="cuda",
-                extra={"provider": "TensorrtExecutionProvider"}, timeout_s=300.0,
+                provider="tensorrt", timeout_s=300.0,
                 fix="install the TensorRT version this onnxruntime-gpu is built for"),
     BackendSpec(name="TensorRT engine", backend="tensorrt", device="cuda", timeout_s=300.0,
                 fix="reinstall TensorRT and the CUDA runtime: pip install 'avfuse[gpu]'"),
@@ -100,7 +103,7 @@ def absent_reasons(
     "torch"), so no runtime is imported here that its own check did not import first.
     """
     why: list[str] = []
-    provider = spec.extra.get("provider")
+    provider = EP_NAMES[spec.provider] if spec.provider else None
     if spec.backend == "ort" and provider:
         import onnxruntime as ort
 
@@ -198,10 +201,11 @@ def measure_backend(
     row = {"name": spec.name, "section": "backends"}
     try:
         with create_backend(
-            spec.backend, device=spec.device, threads=THREADS, extra=dict(spec.extra)
-        ) as be:
+            spec.backend, device=spec.device, threads=THREADS, provider=spec.provider,
+            extra=dict(spec.extra),
+        ) as be:  # fmt: skip
             be.load(manifest)
-            provider = spec.extra.get("provider")
+            provider = EP_NAMES[spec.provider] if spec.provider else None
             if provider and be.providers[:1] != [provider]:
                 return Check(
                     **row, status="fail", fix=spec.fix,

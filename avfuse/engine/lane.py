@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avfuse.engine.agreement import agreement_for
 from avfuse.engine.align import Aligner, AudioStepper, Window
 from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
 from avfuse.engine.records import Record
@@ -118,6 +119,12 @@ class Lane:
             self.post = PostProcessor(
                 labels=labels, config=d, stream=stream.name, model=slot.name, kind=kind
             )
+        #: conflicts between the model's per-modality heads (None: it has none)
+        self.agreement = (
+            agreement_for(m, background=d.none_label, stream=stream.name, model=slot.name)
+            if mode == "fused"
+            else None
+        )
         self.aligner: Aligner | None = None
         self.stepper: AudioStepper | None = None
         self._smel: Any = None

@@ -180,7 +180,7 @@ class ModelSlot:
         self.batch = self._batch_size(config.max_batch)
         self.fixed = any(isinstance(s.shape[0], int) for s in self._data_inputs() if s.shape)
         self.feeds = {
-            s.name: np.zeros(
+            s.name: backend.host_buffer(
                 (self.batch, *(d if isinstance(d, int) else 1 for d in (s.shape or ())[1:])),
                 np_dtype(s.dtype),
             )
@@ -243,7 +243,7 @@ class ModelSlot:
         """Run the first `n` rows of the feeds (padded to a fixed batch)."""
         b = self.batch if self.fixed else n
         ids = list(stream_ids) + [None] * (b - n)
-        return self.backend.infer(self.views[b], streams=ids)
+        return self.backend.infer(self.views[b], streams=ids, borrow=True)
 
 
 __all__ = ["ModelOptions", "ModelSlot", "OutputReader", "decision_config"]

@@ -427,6 +427,8 @@ class Pipeline:
                         stream_time=round(stream_t, 3),
                     )  # fmt: skip
                 )
+            if lane.agreement is not None:
+                records.extend(lane.agreement.push_outputs(out, i, stream_t, it.modalities))
             self.frames += 1
             lane.frames += 1
             slot.frames += 1
@@ -598,6 +600,8 @@ class Pipeline:
             for st in self.streams:
                 for lane in st.lanes:
                     for r in lane.post.push(None):
+                        self.sink_set.send(r)
+                    for r in lane.agreement.push(None) if lane.agreement is not None else ():
                         self.sink_set.send(r)
             for fusion in self._late:
                 for r in fusion.finish():

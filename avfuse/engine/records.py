@@ -145,15 +145,24 @@ class Value(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class Conflict(Record):
-    """The camera and the microphone confidently disagree (e.g. the card says 3, the voice 5)."""
+    """The camera and the microphone confidently disagree (e.g. the card says 3, the voice 5).
+
+    Made by `avfuse.engine.agreement` from a model's per-modality heads, once the conflict
+    has ended: `start`/`end` are the first and last moments (stream s) both heads were
+    confident on these two labels; each score is that head's mean top probability over
+    it; `similarity` the mean cosine similarity of the two embeddings (None when the
+    model gives none); `conflict_id` counts a stream's conflicts of that model from 1.
+    """
 
     TYPE: ClassVar[str] = "conflict"
+    conflict_id: int
     audio_label: str
     audio_score: float
     video_label: str
     video_score: float
     start: float
     end: float
+    similarity: float | None = None
 
 
 # ---------------------------------------------------------------------- health

@@ -15,7 +15,7 @@ from typing import Any
 from avfuse.export.onnx_export import OUTPUT_NAME
 from avfuse.kernels.reference import AudioParams, VideoParams
 from avfuse.manifest import MANIFEST_NAME, Manifest, TensorSpec, file_sha256
-from avfuse.models.zoo import INPUT_ROLES, MASK_ORDER, ModelConfig
+from avfuse.models.zoo import EMBEDDING, INPUT_ROLES, MASK_ORDER, ModelConfig
 from avfuse.provenance import git_commit, package_versions
 
 
@@ -38,6 +38,40 @@ def input_specs(
         TensorSpec(name=n, shape=shapes[n], modality=INPUT_ROLES[n], **extra[n])
         for n in config.inputs
     )
+
+
+def output_specs(config: ModelConfig, labels: tuple[str, ...]) -> tuple[TensorSpec, ...]:
+    """The graph's output specs: the fused logits (driving), and for an embedding member
+    each modality's own probabilities and its embedding in the shared space."""
+    logits = TensorSpec(
+        name=OUTPUT_NAME,
+        shape=("batch", config.n_classes),
+        kind="logits",
+        labels=tuple(labels),
+        drives=True,
+    )
+    if config.name not in EMBEDDING:
+        return (logits,)
+    heads = tuple(
+        TensorSpec(
+            name=f"{m}_probs",
+            shape=("batch", config.n_classes),
+            kind="probabilities",
+            labels=tuple(labels),
+            modality=m,
+        )
+        for m in ("audio", "video")
+    )
+    embeddings = tuple(
+        TensorSpec(
+            name=f"{m}_embedding", shape=("batch", config.embed_dim), kind="embedding", modality=m
+        )
+        for m in ("audio", "video")
+    )
+    specs = (logits, *heads, *embeddings)
+    if tuple(s.name for s in specs) != config.outputs:  # the graph's outputs, in its order
+        raise ValueError(f"output specs {[s.name for s in specs]} != graph {config.outputs}")
+    return specs
 
 
 def versions() -> dict[str, str | None]:
@@ -63,15 +97,7 @@ def build_manifest(
         fusion=config.fusion,
         labels=tuple(labels),
         inputs=input_specs(config, audio, video),
-        outputs=(
-            TensorSpec(
-                name=OUTPUT_NAME,
-                shape=("batch", config.n_classes),
-                kind="logits",
-                labels=tuple(labels),
-                drives=True,
-            ),
-        ),
+        outputs=output_specs(config, labels),
         name=name or f"avfuse-{config.name}",
         sha256=file_sha256(onnx_path),
         opset=opset,

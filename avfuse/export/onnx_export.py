@@ -54,6 +54,32 @@ def example_inputs(config: ModelConfig, batch: int = 2) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def export_module(model: Any, config: ModelConfig) -> Any:
+    """The module to trace: `model`, or for a member with several outputs a wrapper whose
+    forward returns them all (`config.outputs`, in order).
+
+    The wrapper's forward names its arguments as the graph inputs are named, because the
+    dynamo exporter matches its dynamic shapes by argument name.
+    """
+    if len(config.outputs) == 1:
+        return model
+    if config.inputs != ("audio", "image", "mask"):
+        raise ExportError(
+            f"a model with several outputs takes audio, image and mask, not {config.inputs}"
+        )
+    import torch
+
+    class _AllOutputs(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, audio: Any, image: Any, mask: Any) -> Any:
+            return self.inner.outputs(audio, image, mask)
+
+    return _AllOutputs(model).eval()
+
+
 def opset_of(path: str | Path) -> int:
     """The default-domain opset version of an ONNX file."""
     import onnx
@@ -83,9 +109,10 @@ def to_onnx(
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.cpu().eval()
+    model = export_module(model.cpu().eval(), config)
     args = example_inputs(config)
     names = list(config.inputs)
+    out_names = list(config.outputs)
     reason = None
     if prefer_dynamo:
         try:
@@ -97,7 +124,7 @@ def to_onnx(
                     args,
                     dynamo=True,
                     input_names=names,
-                    output_names=[OUTPUT_NAME],
+                    output_names=out_names,
                     dynamic_shapes={n: {0: batch} for n in names},
                     opset_version=opset,
                     external_data=False,
@@ -116,8 +143,8 @@ def to_onnx(
                 str(path),
                 dynamo=False,
                 input_names=names,
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={n: {0: "batch"} for n in [*names, OUTPUT_NAME]},
+                output_names=out_names,
+                dynamic_axes={n: {0: "batch"} for n in [*names, *out_names]},
                 opset_version=min(opset, 20),
             )
     except Exception as e:

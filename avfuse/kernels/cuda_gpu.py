@@ -3,9 +3,16 @@
 The library is driven through ctypes, so neither CuPy nor torch is needed. Two ways in:
 - the interface calls (`LogMel()(audio, out)`, `Image()(frame, fmt, out)`) take host
   numpy arrays, copy them to the GPU, run, and copy the result back;
-- `run_device(...)` takes device pointers (or objects with `__cuda_array_interface__`,
-  e.g. CuPy arrays or CUDA torch tensors) and a stream, and leaves the result on the
-  GPU, so a backend can take it without a copy.
+- `run_device(...)` takes device pointers (or objects with `__cuda_array_interface__`:
+  `DeviceTensor`, CuPy arrays, CUDA torch tensors, checked for shape) and a stream, and
+  leaves the result on the GPU, where a backend with `device_inputs` (torch and ONNX
+  Runtime on CUDA, TensorRT) reads it as a feed without a copy back
+  (benchmarks/gpu_check.py runs that chain where a GPU exists).
+
+The streaming engine (`avfuse run --kernels cuda`) uses the interface calls: its feed
+rows are host memory, so on a GPU a frame goes up, its tensor comes back, and the
+backend sends it up again; keeping the rows in device memory needs the engine's lanes to
+write device feeds (not done: the GPU status table in docs/gpu.md says so).
 
 Where no library, runtime or GPU exists, construction raises BackendUnavailable naming
 what is missing; the kernel pickers then fall back to numba.
@@ -17,6 +24,7 @@ import ctypes
 
 import numpy as np
 
+from avfuse.backends.device import DeviceTensor
 from avfuse.errors import BackendError, BackendUnavailable, UsageError
 from avfuse.kernels import ImageKernel, LogMelKernel, native
 from avfuse.kernels.numpy_fast import picture_size as frame_geometry
@@ -46,16 +54,22 @@ def _check(code: int, what: str) -> None:
         raise BackendError(f"CUDA {what} failed: {msg} (error {code})")
 
 
-def device_pointer(obj: object) -> int:
-    """Device address of an int pointer or an object with `__cuda_array_interface__`."""
+def device_pointer(obj: object, shape: tuple[int, ...] | None = None, what: str = "buffer") -> int:
+    """Device address of an int pointer or an object with `__cuda_array_interface__`
+    (a `DeviceTensor`, CuPy array, CUDA torch tensor); such an object must be C-contiguous
+    float32 of `shape` when one is given (a raw int is trusted as it is)."""
     if isinstance(obj, int):
         return obj
-    iface = getattr(obj, "__cuda_array_interface__", None)
-    if iface is None:
+    if getattr(obj, "__cuda_array_interface__", None) is None:
         raise UsageError(
             "expected a device pointer (int) or an object with __cuda_array_interface__"
         )
-    return int(iface["data"][0])
+    t = DeviceTensor.wrap(obj)
+    if shape is not None and (t.shape != tuple(shape) or t.dtype != np.float32):
+        raise UsageError(
+            f"the device {what} must be float32 {tuple(shape)}, got {t.dtype} {t.shape}"
+        )
+    return t.ptr
 
 
 class _DeviceBuffer:
@@ -96,10 +110,15 @@ class LogMel(LogMelKernel):
 
     def run_device(self, audio: object, batch: int, n_samples: int, out: object,
                    stream: int = 0) -> None:  # fmt: skip
-        """Device audio (batch, n_samples) float32 -> device out (batch, n_mels, frames)."""
+        """Device audio (batch, n_samples) float32 -> device out (batch, n_mels, frames).
+
+        `out` may be a model feed in device memory (a `DeviceTensor` or CUDA tensor) that a
+        backend then reads where it is (`Backend.infer`, `device_inputs`).
+        """
         code = self._lib.avf_cuda_log_mel(
-            device_pointer(audio), batch, n_samples, ctypes.byref(self._struct),
-            device_pointer(out), stream,
+            device_pointer(audio, (batch, n_samples), "audio"), batch, n_samples,
+            ctypes.byref(self._struct),
+            device_pointer(out, self.out_shape(n_samples, batch), "log-mel output"), stream,
         )  # fmt: skip
         _check(code, "log-mel launch")
 
@@ -138,10 +157,12 @@ class Image(ImageKernel):
 
     def run_device(self, frames: object, batch: int, pixel_format: str, height: int,
                    width: int, out: object, stream: int = 0) -> None:  # fmt: skip
-        """Device frames (batch, frame bytes) uint8 -> device out (batch, C, H, W) float32."""
+        """Device frames (batch, frame bytes) uint8 -> device out (batch, C, H, W) float32,
+        e.g. a `DeviceTensor` model feed a backend reads where it is."""
         code = self._lib.avf_cuda_image(
             device_pointer(frames), batch, native.FORMAT_CODES[pixel_format], height, width,
-            ctypes.byref(self._struct), device_pointer(out), stream,
+            ctypes.byref(self._struct),
+            device_pointer(out, (batch, *self.out_shape), "image output"), stream,
         )  # fmt: skip
         _check(code, "image launch")
 

@@ -16,6 +16,7 @@ from avfuse.manifest.spec import (
     DTYPES,
     FORMAT,
     FUSIONS,
+    HEAD_KINDS,
     KINDS,
     MANIFEST_NAME,
     MODALITIES,
@@ -23,6 +24,7 @@ from avfuse.manifest.spec import (
     ROLES,
     SCHEMA_VERSION,
     VERSIONS,
+    AgreementSpec,
     Cadence,
     DecisionSpec,
     Dim,
@@ -33,6 +35,7 @@ from avfuse.manifest.spec import (
 
 __all__ = [
     "DECISION_KINDS",
+    "HEAD_KINDS",
     "DTYPES",
     "FORMAT",
     "FUSIONS",
@@ -44,6 +47,7 @@ __all__ = [
     "ROLES",
     "SCHEMA_VERSION",
     "VERSIONS",
+    "AgreementSpec",
     "Cadence",
     "DecisionSpec",
     "Dim",

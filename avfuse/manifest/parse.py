@@ -36,11 +36,14 @@ from avfuse.manifest.spec import (
     DTYPES,
     FORMAT,
     FUSIONS,
+    HEAD_KINDS,
     KINDS,
+    MODALITY_KINDS,
     POOLS,
     ROLES,
     SCHEMA_VERSION,
     VERSIONS,
+    AgreementSpec,
     Cadence,
     DecisionSpec,
     Dim,
@@ -206,6 +209,7 @@ def _parse_v1(d: dict[str, Any], path: Path | None) -> Manifest:
         opset=opset,
         metrics=metrics,
         provenance=provenance,
+        decision=_decision(obj(d.get("decision", {}), "decision")),
         version=1,
         path=path,
     )
@@ -228,7 +232,7 @@ def _parse_v2(d: dict[str, Any], path: Path | None) -> Manifest:
     file, sha, opset = _model_block(d)
     known = (
         "format", "version", "name", "model", "labels", "inputs", "outputs", "cadence",
-        "decision", "fusion", "metrics", "provenance", "comment",
+        "decision", "agreement", "fusion", "metrics", "provenance", "comment",
     )  # fmt: skip
     for key in d:
         if key not in known:
@@ -268,6 +272,7 @@ def _parse_v2(d: dict[str, Any], path: Path | None) -> Manifest:
     if cadence.every_ms is not None and not 0 < cadence.every_ms <= 60_000:
         raise ManifestError("must be in (0, 60000] ms", field="cadence.every_ms")
     decision = _decision(obj(d.get("decision", {}), "decision"))
+    agreement = _agreement(d)
     return Manifest(
         model_file=file,
         labels=tuple(labels),
@@ -277,6 +282,7 @@ def _parse_v2(d: dict[str, Any], path: Path | None) -> Manifest:
         fusion=opt(d, "fusion", str, "", None),
         cadence=cadence,
         decision=decision,
+        agreement=agreement,
         sha256=sha,
         opset=opset,
         metrics=metrics,
@@ -418,7 +424,10 @@ def _audio_v2(a: dict[str, Any], w: str, shape: tuple[Dim, ...] | None) -> Any:
 
 
 def _output_v2(s: dict[str, Any], w: str, *, states: set[Any], first: bool) -> TensorSpec:
-    allowed = ("name", "kind", "shape", "dtype", "labels", "label", "pool", "drives", "comment")
+    allowed = (
+        "name", "kind", "shape", "dtype", "labels", "label", "pool", "drives", "modality",
+        "comment",
+    )  # fmt: skip
     for key in s:
         if key not in allowed:
             raise ManifestError(
@@ -441,6 +450,19 @@ def _output_v2(s: dict[str, Any], w: str, *, states: set[Any], first: bool) -> T
                 f"a {kind} output cannot drive events; use one of {', '.join(DECISION_KINDS)}",
                 field=f"{w}.drives",
             )
+    modality = choice(s, "modality", ("audio", "video"), w, None)
+    if modality is not None:
+        if kind not in MODALITY_KINDS:
+            raise ManifestError(
+                f"a {kind} output has no modality; only {', '.join(MODALITY_KINDS)} outputs "
+                "may be one modality's own",
+                field=f"{w}.modality",
+            )
+        if drives:
+            raise ManifestError(
+                "a per-modality head cannot drive events: the fused output does",
+                field=f"{w}.drives",
+            )
     return TensorSpec(
         name=name,
         shape=_shape(s, w, required=False),
@@ -449,8 +471,21 @@ def _output_v2(s: dict[str, Any], w: str, *, states: set[Any], first: bool) -> T
         labels=labels,
         pool=pool,
         drives=bool(drives),
+        modality=modality,
         batch_axis=0,
     )
+
+
+def _agreement(d: dict[str, Any]) -> AgreementSpec:
+    a = dict(obj(d.get("agreement", {}), "agreement"))
+    a.pop("comment", None)
+    spec = dataclass_from(AgreementSpec, a, "agreement")
+    if not 0 <= spec.off <= spec.on <= 1:
+        raise ManifestError("need 0 <= off <= on <= 1", field="agreement")
+    for key in ("min_duration_ms", "max_gap_ms"):
+        if getattr(spec, key) < 0:
+            raise ManifestError("must be >= 0", field=f"agreement.{key}")
+    return spec
 
 
 def _pick_driver(outputs: list[TensorSpec]) -> list[TensorSpec]:
@@ -459,8 +494,11 @@ def _pick_driver(outputs: list[TensorSpec]) -> list[TensorSpec]:
         raise ManifestError(
             "only one output can drive events", field=f"outputs[{chosen[1]}].drives"
         )
-    if not chosen:
-        first = next((i for i, o in enumerate(outputs) if o.kind in DECISION_KINDS), None)
+    if not chosen:  # the first decision output that is not one modality's own head
+        first = next(
+            (i for i, o in enumerate(outputs) if o.kind in DECISION_KINDS and o.modality is None),
+            None,
+        )
         if first is not None:
             outputs[first] = _with(outputs[first], drives=True)
     return outputs
@@ -559,6 +597,7 @@ def check_consistency(m: Manifest) -> None:
         if s.modality == "state" and s.source not in out_names:
             field = f"inputs[{i}].from" if m.version == 2 else "state"
             raise ManifestError(f"no output named {s.source!r}", field=field)
+    _check_modality_outputs(m)
     driver = next((o for o in m.outputs if o.drives), None)
     if driver is not None:
         i = m.outputs.index(driver)
@@ -578,6 +617,37 @@ def check_consistency(m: Manifest) -> None:
             raise ManifestError(
                 f"{len(driver.labels)} labels but the output has {n} classes", field=field
             )
+
+
+def _check_modality_outputs(m: Manifest) -> None:
+    """Per-modality outputs: of a modality the model takes, one head and one embedding per
+    modality at most, heads with the driving output's labels; an `agreement` block only
+    with a head for each modality."""
+    seen: set[tuple[str, str]] = set()
+    driver = next((o for o in m.outputs if o.drives), None)
+    for i, o in enumerate(m.outputs):
+        if o.modality is None:
+            continue
+        w = f"outputs[{i}].modality"
+        if o.modality not in m.modalities:
+            raise ManifestError(
+                f"the model takes no {o.modality} input, so no output can be its own", field=w
+            )
+        what = "head" if o.kind in HEAD_KINDS else "embedding"
+        if (o.modality, what) in seen:
+            raise ManifestError(f"a second {o.modality} {what}: give one at most", field=w)
+        seen.add((o.modality, what))
+        if what == "head" and driver is not None and o.labels != driver.labels:
+            raise ManifestError(
+                f"a {o.modality} head must have the driving output's labels {list(driver.labels)}",
+                field=f"outputs[{i}].labels",
+            )
+    if m.agreement != AgreementSpec() and not m.has_agreement:
+        raise ManifestError(
+            "an agreement block needs a logits or probabilities output with modality "
+            "'audio' and one with modality 'video'",
+            field="agreement",
+        )
 
 
 def _classes(o: TensorSpec) -> int | None:

@@ -29,6 +29,13 @@ Output kinds (`TensorSpec.kind`):
     state           recurrent state (paired with a state input)
 Sequence outputs ([batch, steps, classes]) are pooled over steps by `pool`
 ("mean", "max", "last"; "none" refuses a sequence).
+
+Per-modality outputs: an output with a `modality` ("audio" or "video") is that modality's
+own opinion, computed from its input alone: a `logits` or `probabilities` head (never
+the driving output) or an `embedding` in a space shared with the other modality. A model
+with a head for each modality gets an agreement check at run time (`agreement`, see
+avfuse.engine.agreement): a `conflict` record when both heads are confident and say
+different labels.
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ MANIFEST_NAME = "manifest.json"
 ROLES = ("video", "audio", "mask", "state", "const", "history")
 MODALITIES = ROLES  # the v1 name of the role field's values
 KINDS = ("logits", "probabilities", "sigmoid", "score", "values", "embedding", "state")
+#: kinds an output with a `modality` may have
+HEAD_KINDS = ("logits", "probabilities")
+MODALITY_KINDS = (*HEAD_KINDS, "embedding")
 DECISION_KINDS = ("logits", "probabilities", "sigmoid", "score")
 POOLS = ("none", "mean", "max", "last")
 DTYPES = (
@@ -66,7 +76,8 @@ class TensorSpec:
         name: the graph tensor's name.
         shape: dims (int, or a name for a dynamic axis); None: from the graph.
         dtype: element type; None: from the graph.
-        modality: the input's role (see the module docstring); None for outputs.
+        modality: the input's role (see the module docstring); for an output, the
+            modality whose input alone it is computed from ("audio", "video"), or None.
         batch_axis: the axis that indexes the batch (None: none, e.g. a 0-d const).
         audio / video: the pre-processing of an audio / video input.
         order: a mask input's columns.
@@ -152,6 +163,26 @@ class DecisionSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AgreementSpec:
+    """When the per-modality heads' disagreement is a conflict (avfuse.engine.agreement).
+
+    Attributes:
+        on: both heads' top probabilities at least this, with different labels (neither
+            the decision's background label), open a candidate conflict.
+        off: an open conflict goes on while both stay at least this (<= on) on the same
+            two labels.
+        min_duration_ms: a candidate becomes a conflict once it has lasted this long.
+        max_gap_ms: a conflict ends when its condition has failed for longer than this
+            (shorter dips do not split it); its end is the last moment the condition held.
+    """
+
+    on: float = 0.8
+    off: float = 0.6
+    min_duration_ms: float = 300.0
+    max_gap_ms: float = 200.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Manifest:
     """A validated manifest. Build with `load_manifest` or `Manifest.from_dict`."""
 
@@ -163,6 +194,7 @@ class Manifest:
     fusion: str | None = None
     cadence: Cadence = field(default_factory=Cadence)
     decision: DecisionSpec = field(default_factory=DecisionSpec)
+    agreement: AgreementSpec = field(default_factory=AgreementSpec)
     sha256: str | None = None
     opset: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -219,6 +251,23 @@ class Manifest:
             if s.modality == "state"
         )
 
+    def head_for(self, modality: str) -> TensorSpec | None:
+        """The per-modality logits/probabilities output of `modality`, or None."""
+        return next(
+            (o for o in self.outputs if o.modality == modality and o.kind in HEAD_KINDS), None
+        )
+
+    def embedding_for(self, modality: str) -> TensorSpec | None:
+        """The per-modality embedding output of `modality`, or None."""
+        return next(
+            (o for o in self.outputs if o.modality == modality and o.kind == "embedding"), None
+        )
+
+    @property
+    def has_agreement(self) -> bool:
+        """Whether the model has a head for each modality (the agreement check runs)."""
+        return self.head_for("audio") is not None and self.head_for("video") is not None
+
     @property
     def driving_output(self) -> TensorSpec:
         """The output whose values make the events."""
@@ -253,6 +302,9 @@ class Manifest:
 
 __all__ = [
     "DECISION_KINDS",
+    "HEAD_KINDS",
+    "MODALITY_KINDS",
+    "AgreementSpec",
     "DTYPES",
     "FORMAT",
     "FUSIONS",

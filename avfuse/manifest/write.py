@@ -8,7 +8,14 @@ from typing import Any
 
 from avfuse.kernels.reference import AudioParams
 from avfuse.kernels.waveform import WaveformParams
-from avfuse.manifest.spec import FORMAT, SCHEMA_VERSION, DecisionSpec, Manifest, TensorSpec
+from avfuse.manifest.spec import (
+    FORMAT,
+    SCHEMA_VERSION,
+    AgreementSpec,
+    DecisionSpec,
+    Manifest,
+    TensorSpec,
+)
 
 
 def _plain(v: Any) -> Any:
@@ -61,6 +68,8 @@ def _output(o: TensorSpec, labels: tuple[str, ...]) -> dict[str, Any]:
         d["pool"] = o.pool
     if o.drives:
         d["drives"] = True
+    if o.modality is not None:
+        d["modality"] = o.modality
     return d
 
 
@@ -85,6 +94,9 @@ def manifest_dict(m: Manifest) -> dict[str, Any]:
     changed = {k: _plain(v) for k, v in decision.items() if v != default[k]}
     if changed:
         out["decision"] = changed
+    agreement = {k: v for k, v in asdict(m.agreement).items() if v != asdict(AgreementSpec())[k]}
+    if agreement:
+        out["agreement"] = agreement
     out["metrics"] = m.metrics
     out["provenance"] = m.provenance
     return out

@@ -16,8 +16,14 @@ from typing import Any
 from avfuse.kernels.reference import AudioParams, VideoParams
 from avfuse.models.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from avfuse.models.features import Features, Normalisation, load_features
-from avfuse.models.train import TrainConfig, TrainResult, accuracy, train_model
-from avfuse.models.zoo import ModelConfig, count_parameters
+from avfuse.models.train import (
+    TrainConfig,
+    TrainResult,
+    accuracy,
+    labelled_subset,
+    train_model,
+)
+from avfuse.models.zoo import EMBEDDING, ModelConfig, build_model, count_parameters
 
 #: test conditions reported per model: name -> (split, condition)
 TEST_CONDITIONS = {
@@ -87,6 +93,76 @@ def test_metrics(model: Any, config: ModelConfig, prepared: Prepared) -> dict[st
     return out
 
 
+def model_config_for(
+    name: str, prepared: Prepared, overrides: dict[str, Any] | None = None
+) -> ModelConfig:
+    """The ModelConfig of zoo member `name` for the shapes of `prepared`'s features."""
+    sample = prepared.splits["train"]
+    return ModelConfig(
+        name=name,
+        n_mels=sample.audio.shape[1],
+        n_frames=sample.audio.shape[2],
+        channels=sample.image.shape[1],
+        height=sample.image.shape[2],
+        width=sample.image.shape[3],
+        n_classes=len(prepared.labels),
+        **(overrides or {}),
+    )
+
+
+def pretrain_member(
+    config: ModelConfig,
+    prepared: Prepared,
+    train_config: TrainConfig,
+    *,
+    cache: str | Path | None = None,
+    echo: bool = True,
+) -> dict[str, Any]:
+    """Contrastive pre-training of an embedding member on every train pair (no labels).
+
+    With `cache`, a file written by an earlier call with the same data version, model
+    config and pre-training settings is read instead (members trained at several label
+    fractions share one pre-training).
+
+    Returns:
+        {"state": state dict, "best_epoch", "epochs", "seconds", "cpu_seconds", "history",
+        "retrieval_val"}.
+    """
+    import torch
+
+    from avfuse.models.contrastive import pretrain
+
+    key = {
+        "data_version": prepared.data_version,
+        "config": config.to_dict(),
+        "pretrain_epochs": train_config.pretrain_epochs,
+        "pretrain_lr": train_config.pretrain_lr,
+        "batch_size": train_config.batch_size,
+        "seed": train_config.seed,
+        "augment": asdict(train_config.augment),
+    }
+    path = Path(cache) if cache is not None else None
+    if path is not None and path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("key") == key:
+            return blob["result"]
+    torch.manual_seed(train_config.seed)
+    model = build_model(config)
+    r = pretrain(model, prepared.splits["train"], prepared.splits["val"], train_config, echo=echo)
+    result = {
+        "state": r.state,
+        "best_epoch": r.best_epoch,
+        "epochs": len(r.history),
+        "seconds": round(r.seconds, 1),
+        "cpu_seconds": round(r.cpu_seconds, 1),
+        "history": r.history,
+    }
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": key, "result": result}, path)
+    return result
+
+
 def run_training(
     name: str,
     *,
@@ -97,33 +173,45 @@ def run_training(
     model_overrides: dict[str, Any] | None = None,
     progress: bool = True,
     echo: bool | None = None,
+    pretrain_cache: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train zoo member `name`, evaluate it and write checkpoint.pt + metrics.json.
+
+    Only `train_config.label_fraction` of the train labels are used; an embedding member
+    (`EMBEDDING`) is first pre-trained contrastively on every train pair when
+    `train_config.pretrain_epochs` > 0 (cached in `pretrain_cache` when given), and its
+    metrics get the test split's cross-modal retrieval.
 
     Returns:
         the metrics dict written to metrics.json.
     """
     prepared = prepared or prepare(data_config, progress=progress)
-    sample = prepared.splits["train"]
-    config = ModelConfig(
-        name=name,
-        n_mels=sample.audio.shape[1],
-        n_frames=sample.audio.shape[2],
-        channels=sample.image.shape[1],
-        height=sample.image.shape[2],
-        width=sample.image.shape[3],
-        n_classes=len(prepared.labels),
-        **(model_overrides or {}),
+    config = model_config_for(name, prepared, model_overrides)
+    embedding = name in EMBEDDING
+    pre = None
+    if embedding and train_config.pretrain_epochs > 0:
+        echo_pre = progress if echo is None else echo
+        pre = pretrain_member(config, prepared, train_config, cache=pretrain_cache, echo=echo_pre)
+    labelled = labelled_subset(
+        prepared.splits["train"], train_config.label_fraction, train_config.seed
     )
     result: TrainResult = train_model(
         config,
-        prepared.splits["train"],
+        labelled,
         prepared.splits["val"],
         train_config,
         progress=progress,
         echo=echo,
+        init_state=pre["state"] if pre is not None else None,
     )
     tests = test_metrics(result.model, config, prepared)
+    extra: dict[str, Any] = {}
+    if embedding:
+        from avfuse.models.contrastive import retrieval_report
+
+        extra["retrieval"] = retrieval_report(result.model, prepared.splits["test"])
+    if pre is not None:
+        extra["pretrain"] = {k: v for k, v in pre.items() if k != "state"}
     metrics = {
         "model": name,
         "fusion": config.fusion,
@@ -135,6 +223,9 @@ def run_training(
         "train_cpu_seconds": round(result.cpu_seconds, 1),
         "parameters": count_parameters(result.model),
         "train_samples": len(prepared.splits["train"]),
+        "labelled_samples": len(labelled),
+        "label_fraction": train_config.label_fraction,
+        **extra,
         "data_version": prepared.data_version,
         "seed": train_config.seed,
         "train_config": asdict(train_config),
@@ -151,10 +242,20 @@ def run_training(
         audio=prepared.audio_params,
         video=prepared.video_params,
         labels=prepared.labels,
-        metrics={"test": tests, "best_epoch": result.best_epoch},
+        metrics={"test": tests, "best_epoch": result.best_epoch, **_brief(extra)},
         data_version=prepared.data_version,
         data_config=prepared.data_config,
         train=train_dict,
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _brief(extra: dict[str, Any]) -> dict[str, Any]:
+    """What of the extra metrics goes into the checkpoint (and so the manifest)."""
+    out: dict[str, Any] = {}
+    if "retrieval" in extra:
+        out["retrieval"] = extra["retrieval"]
+    if "pretrain" in extra:
+        out["pretrain"] = {k: extra["pretrain"][k] for k in ("epochs", "best_epoch", "seconds")}
+    return out

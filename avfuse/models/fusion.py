@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from avfuse.models.encoders import AudioEncoder, ImageEncoder
+from avfuse.models.zoo import EMBED_OUTPUTS
 
 
 class _Fused(nn.Module):
@@ -86,6 +87,80 @@ class LateFusion(_Fused):
         la = self.audio_head(self.drop(self.audio_encoder(audio)))
         lv = self.video_head(self.drop(self.image_encoder(image)))
         return (la * ma + lv * mv) / torch.clamp(ma + mv, min=1.0)
+
+
+class EmbedFusion(LateFusion):
+    """Late fusion whose encoders also map into one shared, L2-normalised embedding space.
+
+    Each encoder's pooled feature goes through its own small projection (Linear, ReLU,
+    Linear) to `embed_dim` and is normalised to unit length; `logit_scale` (log of
+    1 / temperature) scales the cosine similarities in the InfoNCE loss
+    (`avfuse.models.contrastive`). `forward` is late fusion's, so training and evaluation
+    treat it as any fused model; `outputs` is what the exported graph returns.
+    """
+
+    fusion = "late"
+    #: names of `outputs`' tensors, in order (the exported graph's outputs)
+    OUTPUTS = EMBED_OUTPUTS
+
+    def __init__(
+        self,
+        *,
+        n_mels: int,
+        channels: int,
+        n_classes: int,
+        dim: int,
+        dropout: float,
+        embed_dim: int,
+        temperature: float = 0.1,
+    ):
+        super().__init__(
+            n_mels=n_mels, channels=channels, n_classes=n_classes, dim=dim, dropout=dropout
+        )
+        self.audio_proj = _projection(dim, embed_dim)
+        self.video_proj = _projection(dim, embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+
+    def embed(self, audio: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit-norm (audio, image) embeddings [B, embed_dim]."""
+        za = self.audio_proj(self.audio_encoder(audio))
+        zv = self.video_proj(self.image_encoder(image))
+        return nn.functional.normalize(za, dim=1), nn.functional.normalize(zv, dim=1)
+
+    def train_terms(self, audio: torch.Tensor, image: torch.Tensor, mask: torch.Tensor):
+        """One encoder pass for every training term.
+
+        Returns:
+            (fused logits, audio logits, video logits, audio embedding, image embedding):
+            the fused logits as `forward` computes them (dropout on the features), the
+            unimodal logits and embeddings without it.
+        """
+        ma, mv = self._split(mask)
+        fa, fv = self.audio_encoder(audio), self.image_encoder(image)
+        fused = (self.audio_head(self.drop(fa)) * ma + self.video_head(self.drop(fv)) * mv) / (
+            torch.clamp(ma + mv, min=1.0)
+        )
+        za = nn.functional.normalize(self.audio_proj(fa), dim=1)
+        zv = nn.functional.normalize(self.video_proj(fv), dim=1)
+        return fused, self.audio_head(fa), self.video_head(fv), za, zv
+
+    def outputs(self, audio: torch.Tensor, image: torch.Tensor, mask: torch.Tensor):
+        """The exported graph's outputs (`OUTPUTS`), in eval mode.
+
+        The per-modality probabilities are each head's softmax on its own input, whatever
+        the mask says: the agreement check reads them only for modalities present.
+        """
+        ma, mv = self._split(mask)
+        fa, fv = self.audio_encoder(audio), self.image_encoder(image)
+        la, lv = self.audio_head(fa), self.video_head(fv)
+        logits = (la * ma + lv * mv) / torch.clamp(ma + mv, min=1.0)
+        za = nn.functional.normalize(self.audio_proj(fa), dim=1)
+        zv = nn.functional.normalize(self.video_proj(fv), dim=1)
+        return logits, torch.softmax(la, dim=1), torch.softmax(lv, dim=1), za, zv
+
+
+def _projection(dim: int, embed_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, embed_dim))
 
 
 class HybridFusion(EarlyFusion):

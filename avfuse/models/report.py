@@ -114,17 +114,22 @@ def render_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, table: str) -> bool:
-    """Replace the region between the accuracy-table markers; False when they are absent."""
+def update_block(readme: Path, start: str, end: str, text: str) -> bool:
+    """Replace the region between the `start` and `end` markers; False when they are absent."""
     if not readme.exists():
         return False
-    text = readme.read_text()
-    pattern = re.compile(re.escape(TABLE_START) + r".*?" + re.escape(TABLE_END), re.S)
-    if not pattern.search(text):
+    content = readme.read_text()
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(content):
         return False
-    block = f"{TABLE_START}\n{table}\n{TABLE_END}"
-    readme.write_text(pattern.sub(lambda _: block, text, count=1))
+    block = f"{start}\n{text}\n{end}"
+    readme.write_text(pattern.sub(lambda _: block, content, count=1))
     return True
+
+
+def update_readme(readme: Path, table: str) -> bool:
+    """Replace the region between the accuracy-table markers; False when they are absent."""
+    return update_block(readme, TABLE_START, TABLE_END, table)
 
 
 def train_zoo(

@@ -1,7 +1,8 @@
 """The training loop and evaluation of one zoo member on feature arrays.
 
 AdamW with a cosine schedule, a seeded and deterministic data order, modality
-dropout + SpecAugment + image jitter on every batch, an auxiliary unimodal loss
+dropout + SpecAugment + image jitter (and, when configured, the voice and writer
+warps of `avfuse.models.warp`) on every batch, an auxiliary unimodal loss
 for fused models (it keeps each encoder useful alone, which is what runs when
 one modality is missing), and early stopping on validation accuracy.
 
@@ -22,7 +23,9 @@ from torch import nn
 
 from avfuse.errors import UsageError
 from avfuse.models.augment import AugmentConfig, image_augment, modality_dropout, spec_augment
+from avfuse.models.contrastive import info_nce
 from avfuse.models.features import Features
+from avfuse.models.warp import audio_warp, image_warp
 from avfuse.models.zoo import ModelConfig, build_model
 
 CONDITIONS = ("clean", "audio_missing", "video_missing")
@@ -42,6 +45,13 @@ class TrainConfig:
         seed: seeds the weights, the data order and every augmentation draw.
         threads: torch intra-op threads.
         augment: augmentation strengths.
+        label_fraction: share of the train split whose labels are used (a stratified,
+            seeded subset); contrastive pre-training still sees every train pair.
+        pretrain_epochs: contrastive pre-training epochs before the supervised ones, for
+            members with a shared embedding (`avfuse.models.zoo.EMBEDDING`); 0: none.
+        pretrain_lr: peak learning rate of the pre-training.
+        contrastive_weight: weight of the InfoNCE term kept during supervised training of
+            those members (it keeps the exported embedding aligned); 0: none.
     """
 
     epochs: int = 20
@@ -53,12 +63,20 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    label_fraction: float = 1.0
+    pretrain_epochs: int = 30
+    pretrain_lr: float = 3e-3
+    contrastive_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise UsageError("epochs, batch_size and patience must be >= 1")
-        if self.lr <= 0:
-            raise UsageError("lr must be positive")
+        if self.lr <= 0 or self.pretrain_lr <= 0:
+            raise UsageError("lr and pretrain_lr must be positive")
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise UsageError(f"label_fraction must be in (0, 1]; got {self.label_fraction}")
+        if self.pretrain_epochs < 0 or self.contrastive_weight < 0:
+            raise UsageError("pretrain_epochs and contrastive_weight must be >= 0")
 
 
 @dataclass
@@ -79,6 +97,23 @@ class TrainResult:
     best_epoch: int
     seconds: float
     cpu_seconds: float = 0.0
+
+
+def labelled_subset(feats: Features, fraction: float, seed: int) -> Features:
+    """A stratified, seeded `fraction` of `feats` (at least one sample of each label).
+
+    The same (fraction, seed) picks the same samples whatever model is trained, so rows
+    of a table trained "at 10 % of the labels" saw the same labels.
+    """
+    if fraction >= 1.0:
+        return feats
+    rng = np.random.default_rng([seed, 4242])
+    keep = []
+    for label in np.unique(feats.labels):
+        idx = np.flatnonzero(feats.labels == label)
+        n = max(1, int(round(fraction * len(idx))))
+        keep.append(rng.choice(idx, n, replace=False))
+    return feats.subset(np.sort(np.concatenate(keep)))
 
 
 def condition_inputs(feats: Features, condition: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -148,18 +183,27 @@ def train_model(
     *,
     progress: bool = True,
     echo: bool | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train one zoo member on normalised features; keeps the best validation epoch.
+
+    Members with a shared embedding (`EmbedFusion`) also get `contrastive_weight` times
+    the InfoNCE loss over the batch's pairs that have both modalities.
 
     Args:
         progress: tqdm bars per epoch.
         echo: print one summary line per epoch (default: same as `progress`).
+        init_state: weights to start from (e.g. contrastive pre-training's), else a
+            seeded random initialisation.
     """
     echo = progress if echo is None else echo
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     model = build_model(model_config)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    joint = hasattr(model, "train_terms")
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * max(1, -(-len(train) // config.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -181,19 +225,30 @@ def train_model(
         total, count = 0.0, 0
         for s in bar:
             idx = order[s : s + config.batch_size]
-            a = spec_augment(audio_all[idx], config.augment, gen)
-            v = image_augment(image_all[idx], config.augment, gen)
+            a = spec_augment(audio_warp(audio_all[idx], config.augment, gen), config.augment, gen)
+            v = image_augment(image_warp(image_all[idx], config.augment, gen), config.augment, gen)
             y = labels_all[idx]
             if fused:
                 a, v, m = modality_dropout(a, v, config.augment, gen)
             else:
                 m = torch.ones(len(idx), 2)
-            loss = ce(model(*model_args(model_config, a, v, m)), y)
+            if joint:  # one encoder pass gives every term
+                logits, la, lv, za, zv = model.train_terms(a, v, m)
+                loss = ce(logits, y)
+            else:
+                loss = ce(model(*model_args(model_config, a, v, m)), y)
+                if fused and config.aux_weight > 0:
+                    la, lv = model.unimodal_logits(a, v)
             if fused and config.aux_weight > 0:
-                la, lv = model.unimodal_logits(a, v)
                 loss = loss + config.aux_weight * (
                     _masked_ce(la, y, m[:, 0]) + _masked_ce(lv, y, m[:, 1])
                 )
+            if joint and config.contrastive_weight > 0:
+                both = (m[:, 0] * m[:, 1]) > 0
+                if int(both.sum()) > 1:
+                    loss = loss + config.contrastive_weight * info_nce(
+                        za[both], zv[both], model.logit_scale.exp()
+                    )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -20,8 +20,13 @@ ZOO: dict[str, str] = {
     "late": "late",
     "attention": "attention",
     "hybrid": "hybrid",
+    "embed": "late",
 }
-FUSED = ("early", "late", "attention", "hybrid")
+FUSED = ("early", "late", "attention", "hybrid", "embed")
+#: members with a shared audio-visual embedding (contrastive pre-training applies to them)
+EMBEDDING = ("embed",)
+#: graph outputs of an exported embedding member, in order
+EMBED_OUTPUTS = ("logits", "audio_probs", "video_probs", "audio_embedding", "video_embedding")
 UNIMODAL = ("audio", "video")
 
 #: graph input name -> manifest modality role
@@ -43,6 +48,7 @@ class ModelConfig:
         n_classes: output classes.
         dim: encoder feature width.
         dropout: dropout before the classifier.
+        embed_dim: width of the shared embedding (members in `EMBEDDING` only).
     """
 
     name: str
@@ -54,6 +60,7 @@ class ModelConfig:
     n_classes: int = 11
     dim: int = 64
     dropout: float = 0.2
+    embed_dim: int = 32
 
     def __post_init__(self) -> None:
         if self.name not in ZOO:
@@ -68,6 +75,11 @@ class ModelConfig:
     def inputs(self) -> tuple[str, ...]:
         """Graph input names, in forward() order."""
         return {"audio": ("audio",), "video": ("image",)}.get(self.name, ("audio", "image", "mask"))
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Graph output names of the exported model, the driving logits first."""
+        return EMBED_OUTPUTS if self.name in EMBEDDING else ("logits",)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/pickle-friendly form stored in checkpoints."""
@@ -95,6 +107,8 @@ def build_model(config: ModelConfig) -> Any:
         return f.EarlyFusion(**both)
     if config.name == "late":
         return f.LateFusion(**both)
+    if config.name == "embed":
+        return f.EmbedFusion(**both, embed_dim=config.embed_dim)
     if config.name == "hybrid":
         return f.HybridFusion(**both)
     return f.AttentionFusion(

@@ -110,7 +110,7 @@ def test_unavailable_gpu_paths_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
         create_backend("ort", device="cuda").load(m)
     with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
-        create_backend("ort", extra={"provider": "TensorrtExecutionProvider"}).load(m)
+        create_backend("ort", device="cuda", provider="tensorrt").load(m)
 
 
 def test_options_are_validated_once() -> None:

@@ -275,10 +275,10 @@ def test_end_to_end_block_has_the_stage_breakdown_and_the_search(record: dict) -
 class _SlowFirstQuery(TimedBackend):
     """The real ONNX Runtime backend, whose first call is 300 ms slower (a cold start)."""
 
-    def infer(self, feeds, *, streams=None):  # noqa: ANN001, ANN201 - Backend.infer's
+    def infer(self, feeds, *, streams=None, borrow=False):  # noqa: ANN001, ANN201 - Backend.infer's
         if self.calls == 0:
             time.sleep(0.3)
-        return super().infer(feeds, streams=streams)
+        return super().infer(feeds, streams=streams, borrow=borrow)
 
 
 @pytest.mark.timeout(120)

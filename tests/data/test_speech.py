@@ -34,3 +34,44 @@ def test_split_voices_are_disjoint_and_cover_variants() -> None:
     assert variants == set(list_variants()) | {""}
     assert split_of_variant("") == "train"
     assert voices_for("test_low_snr") == voices_for("test")
+
+
+@needs_espeak
+def test_base_weights_reshape_the_train_pool_only() -> None:
+    from collections import Counter
+
+    from avfuse.data.config import DataConfig
+    from avfuse.data.speech import _draw_voices
+
+    plain, weighted = DataConfig(), DataConfig(train_base_weights=(("en-us", 4.0),))
+    share = Counter(v.base for v in _draw_voices("train", 2000, weighted))["en-us"] / 2000
+    assert 0.45 < share < 0.55  # 4 / (4 + 4 other bases of weight 1)
+    plain_share = Counter(v.base for v in _draw_voices("train", 2000, plain))["en-us"] / 2000
+    assert 0.17 < plain_share < 0.23
+    for split in ("val", "test"):
+        assert _draw_voices(split, 60, weighted) == _draw_voices(split, 60, plain)
+
+
+def test_base_weights_are_checked_and_leave_the_default_key_alone() -> None:
+    import pytest
+
+    from avfuse.data.config import DataConfig
+    from avfuse.errors import UsageError
+
+    with pytest.raises(UsageError, match="en-029"):
+        DataConfig(train_base_weights=(("en-029", 2.0),))  # a test voice is no train base
+    with pytest.raises(UsageError, match="positive"):
+        DataConfig(train_base_weights=(("en-us", 0.0),))
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from avfuse.data.config import GENERATOR_VERSION
+
+    # the key as it was computed before the field existed: cached data sets stay valid
+    old = {k: v for k, v in asdict(DataConfig()).items() if k not in ("workers",)}
+    old.pop("train_base_weights")
+    blob = json.dumps([old, GENERATOR_VERSION, "espeak 1.51"], sort_keys=True)
+    key = DataConfig().key("espeak 1.51")
+    assert key == hashlib.sha256(blob.encode()).hexdigest()[:12]
+    assert DataConfig(train_base_weights=(("en-us", 4.0),)).key("espeak 1.51") != key

@@ -147,8 +147,8 @@ class _StateRecorder:
                 self.calls: list[tuple[list[Any], np.ndarray]] = []
                 self.resets: list[Any] = []
 
-            def infer(self, feeds, *, streams=None):  # noqa: ANN001, ANN202
-                out = super().infer(feeds, streams=streams)
+            def infer(self, feeds, *, streams=None, borrow=False):  # noqa: ANN001, ANN202
+                out = super().infer(feeds, streams=streams, borrow=borrow)
                 self.calls.append((list(streams or []), out["logits"].copy()))
                 return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from avfuse.errors import ExportError, ParityError
@@ -61,6 +62,19 @@ def test_perturbed_initializer_fails_with_numbers(tmp_path, checkpoint_factory, 
     assert 0.0 <= err.top1_agreement <= 1.0
     assert f"{err.max_abs_error:.3g}" in str(err)
     assert f"{err.top1_agreement:.4f}" in str(err)
+
+
+def test_an_embedding_that_differs_fails_the_gate_though_the_logits_agree(
+    tmp_path, checkpoint_factory, held_out
+):
+    model, config, _, manifest = _export(tmp_path, checkpoint_factory, name="embed")
+    feeds = parity_feeds(config, held_out)
+    assert check_parity(model, config, manifest(), feeds).max_abs_error <= 1e-4
+    with torch.no_grad():  # the projection feeds only the embedding, never the logits
+        model.video_proj[2].weight.mul_(1.5)
+    with pytest.raises(ParityError) as info:
+        check_parity(model, config, manifest(), feeds)
+    assert info.value.top1_agreement == 1.0 and info.value.max_abs_error > 1e-4
 
 
 def test_too_few_samples_is_refused(tmp_path, checkpoint_factory, held_out):

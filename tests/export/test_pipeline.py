@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avfuse.backends import create_backend
-from avfuse.export.parity import parity_feeds, torch_logits
+from avfuse.export.parity import parity_feeds, torch_logits, torch_outputs
 from avfuse.export.pipeline import export_model
 from avfuse.manifest import load_manifest
 from avfuse.models.checkpoint import load_model
@@ -63,3 +63,32 @@ def test_legacy_exporter_is_recorded(tmp_path, checkpoint_factory, held_out):
     r = export_model(ckpt, tmp_path / "out", feeds=feeds, prefer_dynamo=False, slim=False)
     assert r.exporter == "legacy" and not r.slimmed
     assert load_manifest(tmp_path / "out").provenance["exporter"] == "legacy"
+
+
+def test_embed_export_has_every_output_with_its_modality_and_matches_torch(
+    tmp_path, checkpoint_factory, held_out
+):
+    ckpt = checkpoint_factory(tmp_path / "ckpt.pt", "embed")
+    config = ModelConfig(name="embed", dim=16)
+    feeds = parity_feeds(config, held_out)
+    export_model(ckpt, tmp_path / "out", feeds=feeds)
+    m = load_manifest(tmp_path / "out")
+    got = {o.name: (o.kind, o.modality, o.drives) for o in m.outputs}
+    assert got == {
+        "logits": ("logits", None, True),
+        "audio_probs": ("probabilities", "audio", False),
+        "video_probs": ("probabilities", "video", False),
+        "audio_embedding": ("embedding", "audio", False),
+        "video_embedding": ("embedding", "video", False),
+    }
+    assert m.has_agreement and m.output("audio_embedding").shape == ("batch", config.embed_dim)
+    model, _ = load_model(ckpt)
+    small = {k: v[:5] for k, v in feeds.items()}
+    with create_backend("ort", threads=1) as be:
+        be.load(m)
+        out = be.infer(small)
+    want = torch_outputs(model, config, small)
+    for name in config.outputs:  # each graph output is the torch tensor of the same name
+        np.testing.assert_allclose(out[name], want[name], atol=1e-4)
+    np.testing.assert_allclose(out["audio_probs"].sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out["video_embedding"], axis=1), 1.0, atol=1e-5)

@@ -178,3 +178,42 @@ def test_cuda_kernels_on_gpu(build: tuple[Path, str], monkeypatch) -> None:
     for fmt in ("bgr24", "nv12"):
         frame = frame_of(fmt, 240, 320)
         np.testing.assert_allclose(ik(frame, fmt), ref.image_to_tensor(frame, vp, fmt), atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_feed_the_torch_backend_without_a_host_round_trip(
+    build: tuple[Path, str], monkeypatch
+) -> None:
+    """Audio and frames go up once; the kernels write the model inputs into CUDA tensors
+    (run_device); the torch backend reads them where they are and answers as it does on
+    the host copies of the same tensors."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA build of torch")
+    import avfuse.kernels.cuda_gpu as cg
+    from avfuse.api import load_backend
+
+    monkeypatch.setenv("AVFUSE_KERNELS_LIB_DIR", str(build[0]))
+    monkeypatch.setattr(cg, "_lib", None)
+    be = load_backend(backend="torch", device="cuda")
+    m = be.manifest
+    mel, img = cg.LogMel(m.audio), cg.Image(m.video)
+    batch, n = 4, m.audio.window_samples
+    audio = torch.from_numpy(np.stack([noise(n, seed=s) for s in range(batch)])).cuda()
+    frames = torch.from_numpy(np.stack([frame_of("bgr24", 240, 320, seed=s)
+                                        for s in range(batch)])).cuda()  # fmt: skip
+    feeds = {
+        "audio": torch.empty((batch, *mel.out_shape(n)), device="cuda"),
+        "image": torch.empty((batch, *img.out_shape), device="cuda"),
+        "mask": torch.ones((batch, 2), device="cuda"),
+    }
+    stream = torch.cuda.current_stream().cuda_stream
+    mel.run_device(audio, batch, n, feeds["audio"], stream)
+    img.run_device(frames, batch, "bgr24", 240, 320, feeds["image"], stream)
+    torch.cuda.synchronize()
+    np.testing.assert_allclose(feeds["audio"].cpu().numpy(),
+                               ref.log_mel(audio.cpu().numpy(), m.audio), atol=1e-3)  # fmt: skip
+    with be:
+        on_device = be.infer(feeds)["logits"]
+        on_host = be.infer({k: v.cpu().numpy() for k, v in feeds.items()})["logits"]
+    np.testing.assert_allclose(on_device, on_host, rtol=1e-5, atol=1e-5)

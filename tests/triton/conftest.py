@@ -43,14 +43,18 @@ def install():  # noqa: ANN201 - ServerInstall
 
 
 @pytest.fixture(scope="session")
-def stub_env(install, request: pytest.FixtureRequest) -> Path:  # noqa: ANN001
+def stub_env(  # noqa: ANN001
+    install, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A Python environment the python backend's stub can run ONNX Runtime in."""
     from avfuse.tritonserver import inspect_python_env, python_env_problem
 
     given = os.environ.get("AVFUSE_TRITON_PYTHON_ENV") or str(ROOT / ".venv-triton")
     if Path(given).is_dir() and python_env_problem(inspect_python_env(given), install) is None:
         return Path(given)
-    folder = Path(request.config.cache.mkdir("triton-python-env")) / "env"
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    where = cache.mkdir("triton-python-env") if cache else tmp_path_factory.mktemp("stub")
+    folder = Path(where) / "env"
     stamp = folder / "avfuse-packages.json"
     built = stamp.is_file() and json.loads(stamp.read_text()) == list(STUB_PACKAGES)
     if built and python_env_problem(inspect_python_env(folder), install) is None:

@@ -60,6 +60,8 @@ class SceneItem:
         variant: which card and utterance of the material to use (modulo what exists).
         center: card centre as fractions (x, y) of the frame.
         height_frac: card height as a fraction of the frame height.
+        speech_label: the digit spoken, when it is not the card's (a mismatched scene, where
+            the camera and the microphone disagree); None: the card's.
     """
 
     label: str
@@ -69,6 +71,12 @@ class SceneItem:
     variant: int = 0
     center: tuple[float, float] = (0.5, 0.5)
     height_frac: float = 0.55
+    speech_label: str | None = None
+
+    @property
+    def spoken(self) -> str:
+        """The digit spoken."""
+        return self.label if self.speech_label is None else self.speech_label
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,8 +95,9 @@ class SceneScript:
                     f"scene item '{it.label}' card [{it.card_start}, {it.card_end}] is outside "
                     f"the scene [0, {self.duration_s}]: fix the script times"
                 )
-            if it.label not in "0123456789" or len(it.label) != 1:
-                raise UsageError(f"scene item label '{it.label}' is not a digit: use '0'..'9'")
+            for label in (it.label, it.spoken):
+                if label not in "0123456789" or len(label) != 1:
+                    raise UsageError(f"scene item label '{label}' is not a digit: use '0'..'9'")
 
     @classmethod
     def default(
@@ -185,7 +194,7 @@ class SceneRender:
         self.audio = (rng.standard_normal(n) * 10 ** (noise_dbfs / 20)).astype(np.float32)
         self.speech: list[tuple[float, float]] = []
         for it in script.items:
-            utts = material.utterances[int(it.label)]
+            utts = material.utterances[int(it.spoken)]
             u = _resample_linear(utts[it.variant % len(utts)], material.sample_rate, sample_rate)
             s0 = int(round(it.speech_start * sample_rate))
             u = u[: max(0, n - s0)]
@@ -193,18 +202,20 @@ class SceneRender:
             self.speech.append((s0 / sample_rate, (s0 + len(u)) / sample_rate))
 
     def truth(self) -> list[dict[str, Any]]:
-        """Ground truth: one record per digit, start/end in scene (stream) seconds."""
+        """Ground truth: one record per digit, start/end in scene (stream) seconds; a
+        mismatched item also has the spoken digit as ``speech_label``."""
         out = []
         for it, (s0, s1) in zip(self.script.items, self.speech, strict=True):
-            out.append(
-                {
-                    "label": it.label,
-                    "start": round(min(it.card_start, s0), 4),
-                    "end": round(max(it.card_end, s1), 4),
-                    "card": [it.card_start, it.card_end],
-                    "speech": [round(s0, 4), round(s1, 4)],
-                }
-            )
+            rec: dict[str, Any] = {
+                "label": it.label,
+                "start": round(min(it.card_start, s0), 4),
+                "end": round(max(it.card_end, s1), 4),
+                "card": [it.card_start, it.card_end],
+                "speech": [round(s0, 4), round(s1, 4)],
+            }
+            if it.spoken != it.label:  # a mismatched item: "label" is the card's
+                rec["speech_label"] = it.spoken
+            out.append(rec)
         return out
 
     def device_track(self, *, av_offset_s: float, drift_ppm: float) -> np.ndarray:

@@ -249,3 +249,27 @@ def test_open_source_makes_synthetic_and_media_sources(tmp_path: Path) -> None:
     assert isinstance(mic, MicrophoneSource) and mic.config.device == "pulse"
     cam = open_source("camera:2", sample_rate=SR)
     assert isinstance(cam, CameraSource) and cam.config.device == 2
+
+
+@pytest.mark.timeout(60)
+def test_a_mismatched_item_speaks_its_own_digit_and_its_truth_names_both() -> None:
+    from dataclasses import replace
+
+    from avfuse.engine.sources.synthetic import SceneRender, load_default_material
+
+    material = load_default_material()
+    script = short_script(digits="37")
+    first = script.items[0]
+    mism = replace(script, items=(replace(first, speech_label="5"), *script.items[1:]))
+    r = SceneRender(mism, material, sample_rate=SR, noise_dbfs=-120.0)
+    utt = material.utterances[5][first.variant % len(material.utterances[5])]
+    s0 = int(round(first.speech_start * SR))
+    np.testing.assert_allclose(r.audio[s0 : s0 + len(utt)], utt, atol=1e-5)
+    truth = r.truth()
+    assert truth[0]["label"] == first.label and truth[0]["speech_label"] == "5"
+    assert "speech_label" not in truth[1]  # a matched item's truth is as before
+    # the card is still the card's digit: the frames are the matched scene's
+    same = SceneRender(script, material, sample_rate=SR, noise_dbfs=-120.0)
+    assert all(np.array_equal(a, b) for a, b in zip(r.frames, same.frames, strict=True))
+    with pytest.raises(UsageError, match="not a digit"):
+        SceneScript(items=(replace(first, speech_label="x"),), duration_s=script.duration_s)
