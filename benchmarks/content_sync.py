@@ -41,8 +41,9 @@ def _monitor(**kw: object) -> ContentSyncMonitor:
 
 def _scene(phrases: list[np.ndarray], seconds: float, seed: int) -> tuple[np.ndarray, object]:
     audio = speech_scene(phrases, seconds, seed=seed)
-    clip = render_talking(audio, sample_rate=SAMPLE_RATE, style="cartoon", seed=seed,
-                          width=320, height=240)  # fmt: skip
+    clip = render_talking(
+        audio, sample_rate=SAMPLE_RATE, style="cartoon", seed=seed, width=320, height=240
+    )
     return audio, clip
 
 
@@ -52,18 +53,27 @@ def offsets_row(phrases: list[np.ndarray]) -> dict[str, object]:
         drift = 300.0 if k % 2 == 0 else -300.0
         audio, clip = _scene(phrases, 30.0, seed=100 + k)
         plan = OffsetPlan(offset_ms=off, drift_ppm=drift)
-        res = feed(_monitor(), clip.frames, clip.fps, offset_track(audio, SAMPLE_RATE, plan),
-                   SAMPLE_RATE)  # fmt: skip
+        res = feed(
+            _monitor(), clip.frames, clip.fps, offset_track(audio, SAMPLE_RATE, plan), SAMPLE_RATE
+        )
         for w in range(3):
-            ends = [e for e in res.evaluations
-                    if w * 10 <= e.stream_time < (w + 1) * 10 and e.accepted]  # fmt: skip
+            ends = [
+                e for e in res.evaluations if w * 10 <= e.stream_time < (w + 1) * 10 and e.accepted
+            ]
             e = ends[-1] if ends else None
             truth = float(plan.true_lag_ms(e.stream_time)) if e else None
             err = None if e is None or e.total_ms is None else e.total_ms - truth
             ok = err is not None and abs(err) <= 40.0
-            windows.append({"offset_ms": off, "drift_ppm": drift, "window": w, "pass": ok,
-                            "error_ms": None if err is None else round(err, 1),
-                            "psr": None if e is None else round(e.psr, 1)})  # fmt: skip
+            windows.append(
+                {
+                    "offset_ms": off,
+                    "drift_ppm": drift,
+                    "window": w,
+                    "pass": ok,
+                    "error_ms": None if err is None else round(err, 1),
+                    "psr": None if e is None else round(e.psr, 1),
+                }
+            )
             if err is not None:
                 errors.append(err)
     passed = sum(w["pass"] for w in windows)
@@ -82,16 +92,29 @@ def no_cues_row(phrases: list[np.ndarray]) -> dict[str, object]:
 
     cases: dict[str, tuple[np.ndarray, float, np.ndarray]] = {}
     for seed in (0, 1, 2):
-        sr = SceneRender(SceneScript.default(seed=seed), load_default_material(), fps=30.0,
-                         sample_rate=SAMPLE_RATE)  # fmt: skip
+        sr = SceneRender(
+            SceneScript.default(seed=seed),
+            load_default_material(),
+            fps=30.0,
+            sample_rate=SAMPLE_RATE,
+        )
         frames = np.stack([sr.frames[k] for k in sr.frame_image])
-        cases[f"digit_cards_{seed}"] = (frames, 30.0, sr.device_track(av_offset_s=0.15,
-                                                                       drift_ppm=0.0))
+        cases[f"digit_cards_{seed}"] = (
+            frames,
+            30.0,
+            sr.device_track(av_offset_s=0.15, drift_ppm=0.0),
+        )
     audio, clip = _scene(phrases, 20.0, seed=7)
     still = np.repeat(clip.frames[:1], len(clip.frames), 0)
     cases["static_image_with_speech"] = (still, clip.fps, audio)
-    quiet = render_talking(np.zeros_like(audio), sample_rate=SAMPLE_RATE, style="cartoon",
-                           seed=7, width=320, height=240)  # fmt: skip
+    quiet = render_talking(
+        np.zeros_like(audio),
+        sample_rate=SAMPLE_RATE,
+        style="cartoon",
+        seed=7,
+        width=320,
+        height=240,
+    )
     cases["silence"] = (quiet.frames, quiet.fps, np.zeros_like(audio))
     rng = np.random.default_rng(3)
     t = np.arange(len(audio)) / SAMPLE_RATE
@@ -114,8 +137,9 @@ def no_cues_row(phrases: list[np.ndarray]) -> dict[str, object]:
 def change_row(phrases: list[np.ndarray]) -> dict[str, object]:
     audio, clip = _scene(phrases, 20.0, seed=11)
     plan = OffsetPlan(offset_ms=0.0, steps=((10.0, 100.0),))
-    res = feed(_monitor(), clip.frames, clip.fps, offset_track(audio, SAMPLE_RATE, plan),
-               SAMPLE_RATE)  # fmt: skip
+    res = feed(
+        _monitor(), clip.frames, clip.fps, offset_track(audio, SAMPLE_RATE, plan), SAMPLE_RATE
+    )
     before = [w for w in res.warnings if w.stream_time < 10.0]
     after = [w for w in res.warnings if w.stream_time >= 10.0]
     return {
@@ -128,8 +152,13 @@ def change_row(phrases: list[np.ndarray]) -> dict[str, object]:
 def auto_row(phrases: list[np.ndarray]) -> dict[str, object]:
     audio, clip = _scene(phrases, 30.0, seed=13)
     plan = OffsetPlan(offset_ms=200.0)
-    res = feed(_monitor(auto_offset=True), clip.frames, clip.fps,
-               offset_track(audio, SAMPLE_RATE, plan), SAMPLE_RATE)  # fmt: skip
+    res = feed(
+        _monitor(auto_offset=True),
+        clip.frames,
+        clip.fps,
+        offset_track(audio, SAMPLE_RATE, plan),
+        SAMPLE_RATE,
+    )
     applied = np.array([a for _, a in res.applied_ms])
     steps = np.abs(np.diff(applied)) if applied.size > 1 else np.zeros(1)
     settle = next((t for t, a in res.applied_ms if abs(a - 200.0) <= 20.0), None)

@@ -15,9 +15,22 @@ def test_content_monitor_reports_in_the_summary_and_never_warns_on_digit_cards(
     tmp_path: Path,
 ) -> None:
     metrics, events = tmp_path / "m.json", tmp_path / "e.jsonl"
-    cmd = [sys.executable, "-m", "avfuse.cli", "run", "--source", "synthetic",
-           "--sync-monitor", "content", "--auto-offset", "--quiet",
-           "--metrics", str(metrics), "--sink", f"jsonl:{events}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "avfuse.cli",
+        "run",
+        "--source",
+        "synthetic",
+        "--sync-monitor",
+        "content",
+        "--auto-offset",
+        "--quiet",
+        "--metrics",
+        str(metrics),
+        "--sink",
+        f"jsonl:{events}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = metrics.read_text()

@@ -76,7 +76,9 @@ def mouth_opening(audio: np.ndarray, sample_rate: int, times: np.ndarray) -> np.
     return np.clip((db + 40.0) / 30.0, 0.0, 1.0)
 
 
-def _events(rng: np.random.Generator, n: int, fps: float, every_s: float, length: int) -> np.ndarray:
+def _events(
+    rng: np.random.Generator, n: int, fps: float, every_s: float, length: int
+) -> np.ndarray:
     """A boolean per frame: random events (blinks, bobs) about every `every_s`, `length` long."""
     on = np.zeros(n, bool)
     t = rng.uniform(0.2, every_s)

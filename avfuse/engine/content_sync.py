@@ -355,8 +355,11 @@ class ContentSyncMonitor:
             return []
         self._reported = r
         side = "late" if r > 0 else "early"
-        fix = "correcting (--auto-offset)" if self.config.auto_offset else (
-            f"set --av-offset-ms {total:.0f}")  # fmt: skip
+        fix = (
+            "correcting (--auto-offset)"
+            if self.config.auto_offset
+            else (f"set --av-offset-ms {total:.0f}")
+        )
         message = (
             f"audio is about {abs(r):.0f} ms {side} beyond --av-offset-ms "
             f"{self.applied_offset_ms:g} (EBU R37 allows {self.config.late_ms:g} late, "

@@ -22,9 +22,9 @@ import numpy as np
 
 from avfuse.engine.agreement import agreement_for
 from avfuse.engine.align import Aligner, AudioStepper, Window
+from avfuse.engine.content_hook import ContentSyncMonitor, content_audio, content_monitor_for
 from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
 from avfuse.engine.records import Record
-from avfuse.engine.content_hook import ContentSyncMonitor, content_audio, content_monitor_for
 from avfuse.engine.sync import SyncConfig, SyncMonitor
 from avfuse.kernels.reference import AudioParams
 

@@ -111,11 +111,19 @@ def export_content_sync(
         "version": 1,
         "model": {"file": path.name, "sha256": file_sha256(path), "opset": 17},
         "inputs": [
-            {"name": "video", "shape": ["vbatch", cf.STACK, cf.FRAME_SIZE, cf.FRAME_SIZE],
-             "dtype": "float32", "role": "video"},
-            {"name": "audio", "shape": ["abatch", cf.N_MELS, cf.AUDIO_COLS],
-             "dtype": "float32", "role": "audio"},
-        ],  # fmt: skip
+            {
+                "name": "video",
+                "shape": ["vbatch", cf.STACK, cf.FRAME_SIZE, cf.FRAME_SIZE],
+                "dtype": "float32",
+                "role": "video",
+            },
+            {
+                "name": "audio",
+                "shape": ["abatch", cf.N_MELS, cf.AUDIO_COLS],
+                "dtype": "float32",
+                "role": "audio",
+            },
+        ],
         "outputs": [
             {"name": "video_embedding", "shape": ["vbatch", 32], "kind": "embedding"},
             {"name": "audio_embedding", "shape": ["abatch", 32], "kind": "embedding"},

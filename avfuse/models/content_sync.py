@@ -120,8 +120,13 @@ def _clip_features(frames: np.ndarray, fps: float, audio: np.ndarray, mel: LogMe
 
 def make_training_clips(cfg: ContentSyncTrainConfig, *, progress: bool = False) -> list[_Clip]:
     """Render `cfg.clips` training-style scenes spoken by espeak-ng training voices."""
-    from avfuse.data.speech_sources import SAMPLE_RATE, phrase_text, speak, speech_scene
-    from avfuse.data.speech_sources import train_voices
+    from avfuse.data.speech_sources import (
+        SAMPLE_RATE,
+        phrase_text,
+        speak,
+        speech_scene,
+        train_voices,
+    )
     from avfuse.data.talking import TRAIN_STYLE, render_talking
 
     rng = np.random.default_rng([cfg.seed, 1])
@@ -221,8 +226,10 @@ def train_content_sync(
         losses.append(float(loss.detach()))
         accs.append(float((own.argmax(dim=1) == 0).float().mean()))
         if log is not None and (step + 1) % 100 == 0:
-            log(f"step {step + 1}: loss {np.mean(losses[-100:]):.3f} "
-                f"shift_acc {np.mean(accs[-100:]):.3f}")  # fmt: skip
+            log(
+                f"step {step + 1}: loss {np.mean(losses[-100:]):.3f} "
+                f"shift_acc {np.mean(accs[-100:]):.3f}"
+            )
     model.eval()
     return model, {
         "loss": float(np.mean(losses[-100:])),

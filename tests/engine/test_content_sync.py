@@ -24,8 +24,9 @@ def _speech() -> np.ndarray:
 
 
 def _monitor(**kw: object) -> ContentSyncMonitor:
-    return ContentSyncMonitor(configured_offset_ms=0.0, sample_rate=RATE,
-                              config=ContentSyncConfig(**kw))  # fmt: skip
+    return ContentSyncMonitor(
+        configured_offset_ms=0.0, sample_rate=RATE, config=ContentSyncConfig(**kw)
+    )
 
 
 def _run(plan: OffsetPlan, mon: ContentSyncMonitor, *, still: bool = False, silent: bool = False):
@@ -91,5 +92,8 @@ def test_bad_settings_are_refused_with_the_fix() -> None:
     with pytest.raises(UsageError, match="ContentSyncConfig"):
         ContentSyncConfig(window_s=0.1)
     with pytest.raises(UsageError, match="not found"):
-        ContentSyncMonitor(configured_offset_ms=0.0, sample_rate=RATE,
-                           config=ContentSyncConfig(model="/nonexistent.onnx"))  # fmt: skip
+        ContentSyncMonitor(
+            configured_offset_ms=0.0,
+            sample_rate=RATE,
+            config=ContentSyncConfig(model="/nonexistent.onnx"),
+        )

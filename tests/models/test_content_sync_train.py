@@ -20,8 +20,9 @@ def test_tiny_training_exports_a_model_the_monitor_runs(tmp_path: Path) -> None:
     from avfuse.export.content_sync import export_content_sync
     from avfuse.models.content_sync import train_content_sync
 
-    cfg = ContentSyncTrainConfig(clips=2, clip_s=2.0, voices=1, phrases_per_voice=1,
-                                 steps=3, batch=4)  # fmt: skip
+    cfg = ContentSyncTrainConfig(
+        clips=2, clip_s=2.0, voices=1, phrases_per_voice=1, steps=3, batch=4
+    )
     clips = make_training_clips(cfg)
     model, figures = train_content_sync(cfg, clips)
     assert np.isfinite(figures["loss"])
@@ -32,8 +33,11 @@ def test_tiny_training_exports_a_model_the_monitor_runs(tmp_path: Path) -> None:
     manifest = json.loads(mpath.read_text())
     assert [o["kind"] for o in manifest["outputs"]] == ["embedding", "embedding"]
     assert manifest["parity"]["max_abs_error"] <= 1e-4
-    mon = ContentSyncMonitor(configured_offset_ms=0.0, sample_rate=16000,
-                             config=ContentSyncConfig(model=str(tmp_path / "model.onnx")))  # fmt: skip
+    mon = ContentSyncMonitor(
+        configured_offset_ms=0.0,
+        sample_rate=16000,
+        config=ContentSyncConfig(model=str(tmp_path / "model.onnx")),
+    )
     for k in range(50):  # a second of a frame and audio: the model runs in ORT
         mon.push_video(k / 25, c.frames[k % len(c.frames)])
         mon.push_audio((k + 1) * 640 / 16000, np.zeros(640, np.float32))
