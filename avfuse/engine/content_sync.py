@@ -57,7 +57,7 @@ from avfuse.engine.content_rings import AudioColumns, FrameRing
 from avfuse.engine.records import WarningRecord
 from avfuse.errors import UsageError
 
-#: the bundled model (trained by benchmarks/content_sync.py --train)
+#: the bundled model (made by `python -m avfuse.models.content_sync OUT_DIR`)
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "content_sync" / "model.onnx"
 STATES = ("ok", "misaligned", "no usable sync cues", "not enough cues yet")
 

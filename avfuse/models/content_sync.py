@@ -237,11 +237,39 @@ def train_content_sync(
     }
 
 
+def train_and_export(out_dir: str, cfg: ContentSyncTrainConfig | None = None) -> str:
+    """Train with `cfg` and export to `out_dir` (what made the bundled model, 3000 steps)."""
+    import dataclasses
+
+    from avfuse.export.content_sync import export_content_sync
+
+    cfg = cfg or ContentSyncTrainConfig(steps=3000)
+    clips = make_training_clips(cfg)
+    model, figures = train_content_sync(cfg, clips, log=print)
+    c = clips[0]
+    video = standardise_stacks(np.stack([c.frames[i - 2 : i + 3] for i in range(2, 66)]).copy())
+    audio = audio_windows(c.cols, col_of(c.times[2:66]))
+    info = {
+        "config": dataclasses.asdict(cfg),
+        **figures,
+        "style": "plain",
+        "voices": "espeak-ng train split",
+    }
+    return str(export_content_sync(model, out_dir, video=video, audio=audio, info=info))
+
+
+if __name__ == "__main__":  # python -m avfuse.models.content_sync OUT_DIR
+    import sys
+
+    print(train_and_export(sys.argv[1] if len(sys.argv) > 1 else "content_sync_model"))
+
+
 __all__ = [
     "EMBED",
     "ContentSyncTrainConfig",
     "build_model",
     "col_of",
     "make_training_clips",
+    "train_and_export",
     "train_content_sync",
 ]
