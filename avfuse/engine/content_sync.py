@@ -362,7 +362,7 @@ class ContentSyncMonitor:
         )
         message = (
             f"audio is about {abs(r):.0f} ms {side} beyond --av-offset-ms "
-            f"{self.applied_offset_ms:g} (EBU R37 allows {self.config.late_ms:g} late, "
+            f"{total - r:g} (EBU R37 allows {self.config.late_ms:g} late, "
             f"{self.config.early_ms:g} early; peak {est.psr:.1f} sidelobe sd): {fix}"
         )
         return [
