@@ -246,6 +246,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"(positive: audio late), -{AV_OFFSET_MS:g}..{AV_OFFSET_MS:g}; default 0",
     )
     t.add_argument(
+        "--sync-monitor",
+        choices=("onsets", "content", "off"),
+        default="onsets",
+        help="how the residual A/V offset is measured: onsets (cues that start together), "
+        "content (a talking face; EBU R37 tolerance) or off; default onsets",
+    )
+    t.add_argument(
+        "--auto-offset",
+        action="store_true",
+        help="with --sync-monitor content: slew the applied offset to the measured one",
+    )
+    t.add_argument(
         "--audio-deadline-ms",
         type=_args.finite_float(0.0, AUDIO_DEADLINE_MS, unit="ms"),
         default=100.0,
@@ -389,6 +401,9 @@ def _api_kwargs(args: argparse.Namespace) -> dict[str, object]:
     sources, audio, video = _stream_args(args)
     config = PipelineConfig(
         av_offset_ms=args.av_offset_ms,
+        sync_monitor=getattr(args, "sync_monitor", "onsets") != "off",
+        sync_method="content" if getattr(args, "sync_monitor", "") == "content" else "onsets",
+        auto_offset=getattr(args, "auto_offset", False),
         audio_deadline_ms=args.audio_deadline_ms,
         realtime=args.realtime,
         kernel_impl=args.kernels,

@@ -22,6 +22,7 @@ import numpy as np
 
 from avfuse.engine.agreement import agreement_for
 from avfuse.engine.align import Aligner, AudioStepper, Window
+from avfuse.engine.content_hook import ContentSyncMonitor, content_audio, content_monitor_for
 from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
 from avfuse.engine.records import Record
 from avfuse.engine.sync import SyncConfig, SyncMonitor
@@ -152,9 +153,19 @@ class Lane:
                 from avfuse.kernels.streaming import StreamingLogMel
 
                 self._smel = StreamingLogMel(kernel)
-        self.sync: SyncMonitor | None = None
+        self.sync: SyncMonitor | ContentSyncMonitor | None = None
         if (
             config.sync_monitor
+            and config.sync_method == "content"
+            and mode == "fused"
+            and m.video is not None
+            and self.audio_buf is not None
+            and not any(lane.sync is not None for lane in stream.lanes)
+        ):
+            self.sync = content_monitor_for(config, stream.name, slot.name, a.sample_rate)
+        if self.sync is None and (
+            config.sync_monitor
+            and config.sync_method == "onsets"
             and mode == "fused"
             and isinstance(a, AudioParams)
             and m.video is not None
@@ -562,6 +573,9 @@ class Lane:
     def _sync_audio(self, it: Item, w: Window, mel: np.ndarray) -> None:
         """Frame energies (dB) of the window's mel columns, timed in video time."""
         assert self.sync is not None  # caller checks
+        if isinstance(self.sync, ContentSyncMonitor):  # raw samples on the audio's time line
+            self._records.extend(content_audio(self, it, w))
+            return
         a = self._audio_params
         np.mean(mel, axis=0, out=self._energy)
         self._energy *= a.std

@@ -49,6 +49,10 @@ class PipelineConfig:
         sync_monitor: measure the residual A/V offset from content (fused streams) and
             warn when it exceeds `sync_tolerance_ms` (see avfuse.engine.sync).
         sync_tolerance_ms: residual offset that triggers the misalignment warning.
+        sync_method: "onsets" (avfuse.engine.sync: cues that start together) or
+            "content" (avfuse.engine.content_sync: a learned picture-sound
+            correspondence, e.g. a talking face; EBU R37 tolerance).
+        auto_offset: with "content", slew the applied offset towards the measured one.
     """
 
     av_offset_ms: float = 0.0
@@ -70,6 +74,8 @@ class PipelineConfig:
     nonlive_audio_wait_s: float = 2.0
     sync_monitor: bool = True
     sync_tolerance_ms: float = 80.0
+    sync_method: Literal["onsets", "content"] = "onsets"
+    auto_offset: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "fused", "audio", "video"):
@@ -92,6 +98,11 @@ class PipelineConfig:
             (0 < self.stats_interval_s <= 3600, "stats_interval_s must be in (0, 3600]"),
             (self.nonlive_audio_wait_s > 0, "nonlive_audio_wait_s must be > 0"),
             (self.sync_tolerance_ms > 0, "sync_tolerance_ms must be > 0"),
+            (self.sync_method in ("onsets", "content"), "sync_method: onsets or content"),
+            (
+                not self.auto_offset or (self.sync_monitor and self.sync_method == "content"),
+                "auto_offset needs the content sync monitor (--sync-monitor content)",
+            ),
         )
         for ok, msg in checks:
             if not ok:
