@@ -453,6 +453,22 @@ class Lane:
         return int(al.clock.host_to_index(due, fit)) + 1
 
     @property
+    def burst_allowance(self) -> int:
+        """Queue places beyond the configured depth: the items that may wait on audio.
+
+        A live item waits for its audio up to the audio deadline; items keep coming at the
+        lane's cadence meanwhile. A network stream's audio comes in bursts (an MPEG-TS
+        muxer packs a few hundred ms of audio into one packet), and one burst completes
+        every window waiting on it at once. Those items are on time by the deadline's
+        contract, so the queue holds them instead of dropping all but the newest as if
+        the pipeline had fallen behind; a backlog stays bounded by the deadline's worth.
+        """
+        if not self.paced or self.aligner is None:
+            return 0
+        period = self.stream.period_ns * self._every
+        return -(-self._deadline_ns // period) if period > 0 else 0
+
+    @property
     def waiting(self) -> int:
         """Items taken and still waiting for their audio or their gate."""
         return len(self._waiting) + len(self._gate_hold)

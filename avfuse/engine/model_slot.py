@@ -229,9 +229,10 @@ class ModelSlot:
     def make_scheduler(self, on_drop: Any) -> Scheduler:
         """The model's queues, one per lane (call once the lanes are made)."""
         cfg = self.config
+        depths = [cfg.queue_depth + lane.burst_allowance for lane in self.lanes]
         self.scheduler = Scheduler(
             streams=max(1, len(self.lanes)),
-            depth=cfg.queue_depth,
+            depth=depths or cfg.queue_depth,
             max_batch=self.batch,
             max_wait_ms=cfg.max_wait_ms,
             on_drop=on_drop,

@@ -4,9 +4,11 @@ Scheduling is kept apart from compute (as Holoscan does): the scheduler never
 runs a kernel, it only decides what runs next and what is dropped.
 
 Policy:
-    * each stream has a queue of at most `depth` items; pushing into a full queue
-      drops the OLDEST item (latest wins: a live view wants the newest frame, and
-      the backlog, hence latency, stays bounded);
+    * each stream has a queue of at most `depth` items (one depth for all, or one per
+      stream); pushing into a full queue drops the OLDEST item (latest wins: a live view
+      wants the newest frame, and the backlog, hence latency, stays bounded). Items that
+      become ready together (a burst of late audio completes several waiting windows at
+      once) are not a slow consumer: the owner sizes a stream's depth to hold them;
     * an item may carry a deadline (capture time + the latency budget); an item
       still queued past it is dropped;
     * `next_batch` gathers ready items across streams, oldest first per stream and
@@ -21,7 +23,7 @@ item held.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +50,7 @@ class Scheduler:
 
     Args:
         streams: number of streams.
-        depth: queue length per stream (>= 1).
+        depth: queue length per stream (>= 1): one for every stream, or one per stream.
         max_batch: largest batch `next_batch` returns.
         max_wait_ms: how long a ready item may wait for a batch to fill (multi-stream).
         on_drop: called with (ticket, reason) for every dropped item.
@@ -59,7 +61,7 @@ class Scheduler:
         self,
         *,
         streams: int,
-        depth: int = 2,
+        depth: int | Sequence[int] = 2,
         max_batch: int = 8,
         max_wait_ms: float = 2.0,
         on_drop: Callable[[Ticket, str], None] | None = None,
@@ -67,10 +69,14 @@ class Scheduler:
     ) -> None:
         if per_stream is not None and per_stream < 1:
             raise ValueError("per_stream must be >= 1 (or None)")
-        if streams < 1 or depth < 1 or max_batch < 1 or max_wait_ms < 0:
+        depths = [int(depth)] * streams if isinstance(depth, int) else [int(d) for d in depth]
+        if len(depths) != streams:
+            raise ValueError(f"need one depth per stream ({streams}), got {len(depths)}")
+        if streams < 1 or min(depths) < 1 or max_batch < 1 or max_wait_ms < 0:
             raise ValueError("need streams >= 1, depth >= 1, max_batch >= 1, max_wait_ms >= 0")
         self.streams = streams
-        self.depth = depth
+        #: queue length of each stream
+        self.depths = depths
         self.max_batch = max_batch
         self.max_wait_ns = int(max_wait_ms * 1e6)
         self.per_stream = per_stream
@@ -89,7 +95,7 @@ class Scheduler:
 
     def space(self, stream: int) -> int:
         """Free places in a stream's queue."""
-        return self.depth - len(self._queues[stream])
+        return self.depths[stream] - len(self._queues[stream])
 
     def pending(self, stream: int | None = None) -> int:
         """Items queued (in one stream, or in all)."""
@@ -102,7 +108,7 @@ class Scheduler:
     ) -> Ticket:
         """Queue an item; a full queue drops its oldest item ("queue_full")."""
         q = self._queues[stream]
-        while len(q) >= self.depth:
+        while len(q) >= self.depths[stream]:
             self._drop(q.popleft(), "queue_full")
         t = Ticket(stream=stream, item=item, enqueued_ns=now_ns, deadline_ns=deadline_ns)
         q.append(t)
