@@ -208,7 +208,7 @@ class MediaSource(Source):
             ctx = vstream.codec_context
             rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
             video_fmt = VideoFormat(width=ctx.width, height=ctx.height, fps=float(rate or 30.0))
-            vstream.thread_type = "AUTO"
+            _set_decoder_threads(vstream, live=self.live)
         audio_fmt = AudioFormat(sample_rate=cfg.sample_rate) if astream is not None else None
         self._container, self._astream, self._vstream = container, astream, vstream
         return SourceInfo(
@@ -272,10 +272,23 @@ class MediaSource(Source):
             streams = container.streams  # deliver only what info promised
             a = streams.audio[0] if streams.audio and self.info.audio is not None else None
             v = streams.video[0] if streams.video and self.info.video is not None else None
+            if v is not None:
+                _set_decoder_threads(v, live=True)
             with self._lock:
                 self._container, self._astream, self._vstream = container, a, v
             return True
         return False
+
+
+def _set_decoder_threads(vstream: av.video.stream.VideoStream, *, live: bool) -> None:
+    """Slice threads for a live input, frame and slice threads for a file.
+
+    Frame threading decodes N frames at once and so holds N - 1 of them back: on two cores
+    a live stream's frames came out ~67 ms late, and only on its first connection (a
+    reconnected one got FFmpeg's default), which moved its wait for audio by as much from
+    one connection to the next. A file wants the throughput.
+    """
+    vstream.thread_type = "SLICE" if live else "AUTO"
 
 
 class _Reader:

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.codec.context import ThreadType
 import pytest
 
 from avfuse.engine.sources.media import MediaSource
@@ -345,3 +346,35 @@ def test_url_credentials_are_used_to_open_but_never_shown(tmp_path: Path) -> Non
     shown = [repr(src.config), *(repr(s) for s in sink.statuses)]
     assert not [t for t in shown if "Pa55-w0rd" in t or "T0k3n" in t], shown
     assert {s.source for s in sink.statuses} == {src.name}
+
+
+@needs_ffmpeg
+def test_a_live_decoder_holds_no_frames_back_on_any_connection() -> None:
+    """Frame threading holds N - 1 decoded frames back (~67 ms on two cores): a live
+    input decodes with slice threads only, on its first connection and after a reconnect
+    alike (before, only the first connection had frame threads, so the stream's latency
+    changed with each reconnect)."""
+    port = free_port()
+    src = MediaSource(f"udp://127.0.0.1:{port}", sample_rate=SR, read_timeout_s=1,
+                      open_timeout_s=3, reconnect_s=10)  # fmt: skip
+    sink = Sink()
+    seen = []
+    with serve_udp(lavfi_args(seconds=2), port=port):
+        src.open()
+        seen.append(src._vstream.thread_type)
+        src.start(sink)
+        assert wait_for(lambda: any(s.kind == "disconnected" for s in sink.statuses), 10)
+    with serve_udp(lavfi_args(seconds=4), port=port):
+        assert wait_for(lambda: any(s.kind == "reconnected" for s in sink.statuses), 10)
+        seen.append(src._vstream.thread_type)
+        src.stop()
+    assert seen == [ThreadType.SLICE, ThreadType.SLICE], seen
+
+
+def test_a_file_decoder_keeps_frame_threads(scene_mp4: tuple[Path, list[dict]]) -> None:
+    src = MediaSource(scene_mp4[0], sample_rate=SR)
+    src.open()
+    try:
+        assert src._vstream.thread_type == ThreadType.AUTO  # frame and slice threads
+    finally:
+        src.stop()
