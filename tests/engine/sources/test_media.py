@@ -10,8 +10,8 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from av.codec.context import ThreadType
 import pytest
+from av.codec.context import ThreadType
 
 from avfuse.engine.sources.media import MediaSource
 from avfuse.engine.sources.synthetic import (
