@@ -115,6 +115,7 @@ class ClockModel:
             raise ValueError("envelope must be a quantile in [0, 0.5)")
         self._envelope = envelope
         self._shift = 0.0  # envelope offset below the least-squares fit, ns
+        self._late = 0.0  # 95th percentile of arrivals after the envelope, ns
         self._res = np.zeros(window, np.float64)
         self._n_max = window
         self._gate = gate
@@ -155,8 +156,11 @@ class ClockModel:
             n = self._n
             np.subtract(self._z[:n], self._a, out=self._res[:n])
             self._res[:n] -= self._c * self._x[:n]
-            k = int(self._envelope * (n - 1))
-            self._shift = float(np.partition(self._res[:n], k)[k])
+            k, k_late = int(self._envelope * (n - 1)), int(0.95 * (n - 1))
+            res = self._res[:n]
+            res.partition((k, k_late))  # in place: the scratch buffer, no allocation
+            self._shift = float(res[k])
+            self._late = float(res[k_late]) - self._shift
         self.fit = ClockFit(
             x0=self._x0,
             h0=self._h0,
@@ -354,6 +358,17 @@ class ClockModel:
         """Running mean absolute residual of accepted points (the jitter left), ms."""
         fit = self.fit
         return 0.0 if fit is None else float(fit.residual_ns) / 1e6
+
+    @property
+    def late_ms(self) -> float:
+        """How late the 95th percentile of arrivals comes after the earliest (envelope), ms.
+
+        An arrival-stamped source's data is mapped to its earliest arrivals; the rest
+        comes later, a network stream's audio in bursts (an MPEG-TS muxer packs ~0.3 s of
+        it per packet). What waits for such data waits about this long (0 without an
+        envelope).
+        """
+        return self._late / 1e6 if self.fit is not None else 0.0
 
     @property
     def points(self) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 from avfuse.engine.agreement import agreement_for
 from avfuse.engine.align import Aligner, AudioStepper, Window
 from avfuse.engine.content_hook import ContentSyncMonitor, content_audio, content_monitor_for
+from avfuse.engine.late_audio import LateAudioWatch
 from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
 from avfuse.engine.records import Record
 from avfuse.engine.sync import SyncConfig, SyncMonitor
@@ -153,6 +154,14 @@ class Lane:
                 from avfuse.kernels.streaming import StreamingLogMel
 
                 self._smel = StreamingLogMel(kernel)
+        #: live windows decided before all their audio had come (None: not a live fused lane)
+        self.late_audio = (
+            LateAudioWatch(
+                stream=stream.name, model=slot.name, deadline_ms=config.audio_deadline_ms
+            )
+            if self.aligner is not None and self.paced
+            else None
+        )
         self.sync: SyncMonitor | ContentSyncMonitor | None = None
         if (
             config.sync_monitor
@@ -531,6 +540,13 @@ class Lane:
             if w is not None and self.audio_buf is not None and ing.audio_ring is not None:
                 res = ing.audio_ring.read(w.start_index, self.audio_buf)
                 has_audio = res.coverage >= self._min_cov
+                if self.late_audio is not None and ing.audio_up and ing.audio_clock is not None:
+                    warn = self.late_audio.observe(
+                        complete=res.missing == 0, late_ms=ing.audio_clock.model.late_ms,
+                        stream_time=ing.stream_time_s(it.time_ns),
+                    )  # fmt: skip
+                    if warn is not None:
+                        self._records.append(warn)
                 if has_audio:
                     self._audio_into(dst, w, complete=res.missing == 0)
                     if self.sync is not None and res.missing == 0:
@@ -640,6 +656,8 @@ class Lane:
             d["mel_frames_reused"] = self._smel.reused_frames
         if self.sync is not None:
             d["av_sync"] = self.sync.summary()
+        if self.late_audio is not None:
+            d.update(self.late_audio.summary())
         return d
 
     def drops(self) -> dict[str, int]:

@@ -175,7 +175,7 @@ class WarningRecord(Record):
     Attributes:
         source: what it is about ("pipeline", a source or sink name, "backend:ort").
         kind: a stable name (av_sync, audio_gap, disconnected, reconnected, clock_jump,
-            track_ended, track_resumed, format_changed, ring_resized, batch, ...).
+            track_ended, track_resumed, format_changed, ring_resized, batch, audio_late, ...).
         modality: "audio", "video" or None.
         message: one line for a person, naming the problem and, where there is one, the fix.
         data: kind-specific figures (e.g. ``residual_offset_ms``), for scripts.
