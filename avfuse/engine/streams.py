@@ -64,7 +64,6 @@ class Stream:
         self.period_ns = int(round(1e9 / fps)) if fps > 0 else 33_333_333
         # longer than a file reader may hold frames back (MediaConfig.video_drain_after_s)
         self.video_timeout_ns = max(1_500_000_000, 10 * self.period_ns)
-        self._av_offset_ns = int(config.av_offset_ms * 1e6)
         self._records: list[Record] = []
         self._seen_gaps = 0
         self._seen_jumps = 0
@@ -167,10 +166,11 @@ class Stream:
         fit = al.clock.fit
         if fit is None:
             return False
-        head_t = al.clock.index_to_host(ing.audio_ring.head, fit) - self._av_offset_ns
+        # the aligner's offset: the one in force (--auto-offset moves it during the run)
+        head_t = al.clock.index_to_host(ing.audio_ring.head, fit) - al.av_offset_ns
         last = self._last_frame_ns
         if last is None:
-            last = al.clock.index_to_host(al.window_samples, fit) - self._av_offset_ns
+            last = al.clock.index_to_host(al.window_samples, fit) - al.av_offset_ns
         return head_t - last > self.video_timeout_ns
 
     def _video_stopped(self) -> None:
