@@ -52,7 +52,9 @@ class RunResult:
 
     Attributes:
         events: the event records, in order.
-        records: every record the sinks got, in order (onsets, warnings, faults, ...).
+        records: the records the sinks got, in order (onsets, warnings, faults, ...): the
+            last `keep_records` of them (`start`).
+        records_let_go: records older than those, let go (the sinks had them).
         summary: the summary record.
         table: the per-stage latency table as text.
         stopped_by: why the run ended (`Summary.stopped_by`).
@@ -63,6 +65,7 @@ class RunResult:
     events: list[Event]
     records: list[Record]
     summary: Summary
+    records_let_go: int = 0
     table: str
     stopped_by: str = "end"
     score: dict[str, Any] | None = None
@@ -291,6 +294,7 @@ class Session:
         self._result = RunResult(
             events=self._memory.events,
             records=self._memory.records,
+            records_let_go=self._memory.let_go,
             summary=summary,
             table=pipe.table(),
             stopped_by=summary.stopped_by,
@@ -336,12 +340,17 @@ def start(
     options: Mapping[str | None, Mapping[str, Any] | ModelOptions] | None = None,
     fusion: FusionPlan | str | Path | None = None,
     on_record: Any = None,
+    keep_records: int | None = 10_000,
 ) -> Session:
     """Start a run in the background; returns a `Session` (`run` = `start(...).wait()`).
 
     Everything is opened and checked before this returns (model, sources, then sinks);
     an application then pushes into its `PushSource`s and gets records through
     `on_record` (called on the pipeline's thread with each typed record).
+
+    `keep_records` bounds the records the result holds (the most recent; None: all), so a
+    session left running for months does not grow; events and records for long runs
+    belong in a sink (`jsonl:PATH`, `on_record`).
     """
     cfg = config or PipelineConfig()
     if duration_s is not None and not 0 < duration_s < float("inf"):
@@ -350,7 +359,7 @@ def start(
     sink_objs = [make_sink(s) if isinstance(s, str) else s for s in sinks]
     if on_record is not None:
         sink_objs.append(CallbackSink(on_record))
-    memory = MemorySink()
+    memory = MemorySink(keep=keep_records)
     given = isinstance(backend, Backend) or (
         not isinstance(backend, str) and all(isinstance(b, Backend) for b in backend)
     )

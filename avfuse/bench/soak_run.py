@@ -14,8 +14,8 @@ Three streams, on the bundled model through the real ONNX Runtime backend:
 
 and three sinks: a rotating JSONL file, a webhook to a real HTTP server on 127.0.0.1,
 and a CallbackSink (the probe). The run goes through `avfuse.api.start`, as
-`avfuse run` does (`path="pipeline"` builds the Pipeline directly, without the
-session's record memory, to tell the two apart). Every `sample_every_s` the process's
+`avfuse run` does, keeping no records in memory as it does (`path="pipeline"` builds
+the Pipeline directly, without the session). Every `sample_every_s` the process's
 figures and the newest stats tick are written into preallocated arrays (the soak's
 own bookkeeping must not grow); `analyse` judges them at the end.
 """
@@ -196,7 +196,9 @@ def run_soak(cfg: SoakConfig, *, progress: TextIO | None = sys.stderr) -> dict[s
             if cfg.path == "session":
                 from avfuse.api import start
 
-                session = start(sources=sources, backend=backend, sinks=sinks, config=pcfg)
+                # as `avfuse run` without --truth: the records go to the sinks, none kept
+                session = start(sources=sources, backend=backend, sinks=sinks, config=pcfg,
+                                keep_records=0)  # fmt: skip
                 pipe = session.pipeline
             else:
                 pipe = Pipeline(streams=sources, backend=backend, sinks=sinks, config=pcfg)

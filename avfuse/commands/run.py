@@ -425,6 +425,8 @@ def _api_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "stop": getattr(args, "stop_token", None),
         "options": model_options(args),
         "fusion": getattr(args, "fusion", None),
+        # the records went to the sinks; only --truth scores the events at the end
+        "keep_records": None if getattr(args, "truth", None) else 0,
     }
 
 
