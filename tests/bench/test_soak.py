@@ -137,5 +137,8 @@ def test_frames_are_lost_only_to_the_faults(soak: dict[str, Any]) -> None:
 
 def test_the_audio_clock_of_a_reconnected_stream_stays_true(soak: dict[str, Any]) -> None:
     udp = next(s for s in soak["summary"]["streams"] if s["name"] == "udp")
-    # the sender and the receiver share one host clock: the true drift is ~0 ppm
-    assert abs(udp["audio_clock"]["drift_ppm"]) < 500, udp["audio_clock"]
+    # the sender and the receiver share one host clock: the true drift is ~0 ppm. Measured
+    # here: -58 ppm; with the fit not restarted at the reconnect (ClockModel.restart a
+    # no-op) -3400 ppm. The AAC's 0.3 s bursts leave ~90 ms of arrival jitter, so a minute
+    # on a loaded machine reads up to ~1100 ppm with no reconnect at all (one CI run)
+    assert abs(udp["audio_clock"]["drift_ppm"]) < 1500, udp["audio_clock"]
