@@ -104,3 +104,19 @@ def test_a_version_1_manifest_keeps_its_decision_section() -> None:
     assert (d.on, d.off, d.min_duration_ms, d.ema_alpha) == (0.5, 0.3, 250, 0.6)
     data["decision"] = {"on": 0.3, "off": 0.5}
     assert _bad(lambda x: x.update(data)).field == "decision"
+
+
+def test_a_version_1_manifest_keeps_its_cadence() -> None:
+    """`cadence` in a v1 manifest (the bundled model's format) sets how often it runs; it
+    was silently dropped, so the model ran on every frame whatever the file said."""
+    data = copy.deepcopy(tiny_manifest_dict())
+    data["cadence"] = {"every_frames": 3}
+    assert Manifest.from_dict(data).cadence.every_frames == 3
+    data["cadence"] = {"every_frames": 0}
+    assert _bad(lambda x: x.update(data)).field == "cadence.every_frames"
+
+
+def test_a_version_1_manifest_refuses_a_field_it_would_ignore() -> None:
+    err = _bad(lambda d: d.__setitem__("cadnce", {"every_frames": 2}))
+    assert err.field == "cadnce"
+    assert '"version": 2' in str(err)

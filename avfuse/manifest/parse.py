@@ -121,8 +121,34 @@ def _dicts(d: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 # ---------------------------------------------------------------------- version 1
 
 
+def _cadence(d: dict[str, Any]) -> Cadence:
+    cad = obj(d.get("cadence", {}), "cadence")
+    cadence = dataclass_from(Cadence, cad, "cadence", skip=("comment",))
+    if cadence.every_frames is not None and cadence.every_ms is not None:
+        raise ManifestError("give every_frames or every_ms, not both", field="cadence")
+    if cadence.every_frames is not None and cadence.every_frames < 1:
+        raise ManifestError("must be >= 1", field="cadence.every_frames")
+    if cadence.every_ms is not None and not 0 < cadence.every_ms <= 60_000:
+        raise ManifestError("must be in (0, 60000] ms", field="cadence.every_ms")
+    return cadence
+
+
+_V1_KEYS = (
+    "format", "version", "name", "model", "fusion", "labels", "inputs", "outputs",
+    "mask_order", "state", "preprocess", "cadence", "decision", "metrics", "provenance",
+    "comment",
+)  # fmt: skip
+
+
 def _parse_v1(d: dict[str, Any], path: Path | None) -> Manifest:
     file, sha, opset = _model_block(d)
+    for key in d:  # a field v1 does not read would be ignored silently: refuse it
+        if key not in _V1_KEYS:
+            raise ManifestError(
+                f"unknown field in a version 1 manifest; known: {', '.join(_V1_KEYS)} "
+                '(version 2 has more: set "version": 2)',
+                field=key,
+            )
     fusion = choice(d, "fusion", FUSIONS, "", None)
     if fusion is None:
         raise ManifestError("is missing", field="fusion")
@@ -210,6 +236,7 @@ def _parse_v1(d: dict[str, Any], path: Path | None) -> Manifest:
         metrics=metrics,
         provenance=provenance,
         decision=_decision(obj(d.get("decision", {}), "decision")),
+        cadence=_cadence(d),
         version=1,
         path=path,
     )
@@ -263,14 +290,7 @@ def _parse_v2(d: dict[str, Any], path: Path | None) -> Manifest:
     if not labels and driver is not None:
         labels = driver.labels
     metrics, provenance = _dicts(d)
-    cad = obj(d.get("cadence", {}), "cadence")
-    cadence = dataclass_from(Cadence, cad, "cadence", skip=("comment",))
-    if cadence.every_frames is not None and cadence.every_ms is not None:
-        raise ManifestError("give every_frames or every_ms, not both", field="cadence")
-    if cadence.every_frames is not None and cadence.every_frames < 1:
-        raise ManifestError("must be >= 1", field="cadence.every_frames")
-    if cadence.every_ms is not None and not 0 < cadence.every_ms <= 60_000:
-        raise ManifestError("must be in (0, 60000] ms", field="cadence.every_ms")
+    cadence = _cadence(d)
     decision = _decision(obj(d.get("decision", {}), "decision"))
     agreement = _agreement(d)
     return Manifest(
