@@ -58,6 +58,9 @@ from avfuse.errors import SourceError, StreamFormatError, UsageError
 from avfuse.redact import redact
 
 #: URL schemes read as live network streams (stamped by arrival time).
+#: a live input's PTS going back by more than this is a new timeline (a sender restarted
+#: on the same connection, a wrapped 33-bit MPEG-TS clock), not B-frame reordering
+TIMELINE_RESTART_S = 1.0
 LIVE_SCHEMES = ("udp", "rtp", "rtsp", "rtsps", "http", "https", "srt", "tcp", "rtmp", "rtmps")
 
 
@@ -346,6 +349,24 @@ class _Reader:
         self.origin_s = None
         self.origin_ns = time.monotonic_ns()
 
+    def _restarted(self, checker: PtsChecker, t: float) -> bool:
+        """A live input whose PTS went back by more than `TIMELINE_RESTART_S` started a new
+        timeline on the same connection (its sender restarted within the read timeout):
+        handled as a reconnect, so the clocks refit from the new timeline's first points.
+        Without this the old fit mapped the new PTS seconds into the past (negative stream
+        times, a fitted drift of hundreds of ppm, false late-audio advice)."""
+        last = checker.last
+        if not self.src.live or last is None or last - t <= TIMELINE_RESTART_S:
+            return False
+        self._status(
+            "reconnected",
+            None,
+            f"the {checker.modality} timestamps went back from {last:.3f} s to {t:.3f} s: "
+            "the sender restarted its stream; its clocks are refitted from here",
+        )
+        self.reset_after_reconnect()
+        return True
+
     def _status(self, kind: str, modality: str | None, message: str) -> None:
         self.sink.status(
             SourceStatus(
@@ -440,6 +461,7 @@ class _Reader:
             self._warn("audio", "audio frame without a timestamp dropped")
             return
         if self.audio_clock is None:
+            self._restarted(self.audio_pts, frame.time)
             problem = self.audio_pts.check(frame.time, frame.samples / frame.sample_rate)
             if problem:
                 self._warn("audio", problem)
@@ -505,6 +527,7 @@ class _Reader:
             self._warn("video", "video frame without a timestamp dropped")
             return
         t = float(frame.time)
+        self._restarted(self.video_pts, t)
         problem = self.video_pts.check(t, None)
         if problem:
             self._warn("video", problem)

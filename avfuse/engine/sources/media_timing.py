@@ -59,6 +59,11 @@ class PtsChecker:
         self._expected: float | None = None
         self._last: float | None = None
 
+    @property
+    def last(self) -> float | None:
+        """Start of the last frame checked (seconds of PTS), or None since a reset."""
+        return self._last
+
     def check(self, t: float, duration_s: float | None) -> str | None:
         """Record a frame at `t` lasting `duration_s`; return a warning message or None."""
         step = duration_s if duration_s is not None else self.nominal_step_s or 0.0
