@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"int8: accuracy {q['fp32_accuracy'] * 100:.2f} % fp32 -> "
             f"{q['int8_accuracy'] * 100:.2f} % int8 ({q['loss_points']:+.2f} points lost, "
-            f"limit {q['max_loss_points']:g}) on {q['evaluation']}{forced}",
+            f"limit {q.get('limit_points', q['max_loss_points']):.3g}) on "
+            f"{q['evaluation']}{forced}",
             file=sys.stderr,
         )
     wrote = [r.manifest.model_path, r.manifest.path] + ([r.engine] if r.engine else [])

@@ -59,6 +59,7 @@ def make_demo_assets(out: Path) -> dict[str, object]:
         "utterances": {},
         "sample_rate": SAMPLE_RATE,
         "espeak_ng": espeak_version(),
+        "opencv": cv2.__version__,  # draws the Hershey-font cards (5.1 draws them otherwise)
     }
     for d in range(10):
         for k in range(PER_DIGIT):

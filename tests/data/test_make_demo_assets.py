@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 
 from avfuse.assets.demo import demo_dir, load_demo_assets
@@ -42,13 +43,21 @@ def test_bundled_demo_assets_come_from_test_sources_and_voices() -> None:
 def test_regenerating_reproduces_the_bundled_files(tmp_path) -> None:
     make_demo_assets(tmp_path)
     fresh, bundled = load_demo_assets(tmp_path), load_demo_assets()
+    recorded = json.loads((demo_dir() / "sources.json").read_text())
+    # another OpenCV draws its Hershey fonts otherwise (5.1 moved their strokes): those
+    # cards are compared with the OpenCV that drew them only; every other card always
+    same_cv = recorded["opencv"] == cv2.__version__
+    compared = 0
     for d in range(10):
-        for a, b in zip(fresh.cards[d], bundled.cards[d], strict=True):
+        for k, (a, b) in enumerate(zip(fresh.cards[d], bundled.cards[d], strict=True)):
             assert a.shape == b.shape
+            if recorded["cards"][f"{d}_{k}.png"].startswith("font:") and not same_cv:
+                continue
             assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0  # float rounding only
+            compared += 1
+    assert compared >= 30
     for a, b in zip(fresh.backgrounds, bundled.backgrounds, strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
-    recorded = json.loads((demo_dir() / "sources.json").read_text())
     if recorded["espeak_ng"] == espeak_version():  # another espeak-ng speaks differently
         for d in range(10):
             for a, b in zip(fresh.utterances[d], bundled.utterances[d], strict=True):
