@@ -272,7 +272,7 @@ source = ["udp://127.0.0.1:5004"]
 
 av_offset_ms = 0            # how much later the audio arrives than its video (ms)
 audio_deadline_ms = 100     # longest wait for late audio (ms)
-threads = 1                 # inference threads (0: the runtime decides)
+threads = 1                 # inference threads (0: half the usable cores, 1 to 4)
 backend = "ort"             # ort, tensorrt, torch, triton (with triton_url), or auto
 device = "cpu"              # cpu, cuda or cuda:N
 # on a GPU: ONNX Runtime's TensorRT provider building fp16 engines

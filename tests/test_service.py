@@ -168,7 +168,7 @@ def test_sighup_with_a_new_decision_rule_changes_decisions_without_a_gap(
     cfg, out = _service(tmp_path, model="min_duration_ms = 60000\n")
     proc = _start(cfg)
     try:
-        _wait_for(out, proc, lambda r: sum(x["type"] == "value" for x in r) >= 90)
+        _wait_for(out, proc, lambda r: sum(x["type"] == "value" for x in r) >= 30)
         # ... then the usual rule is reloaded
         cfg.write_text(cfg.read_text().replace("min_duration_ms = 60000", "min_duration_ms = 400"))
         proc.send_signal(signal.SIGHUP)
@@ -181,11 +181,11 @@ def test_sighup_with_a_new_decision_rule_changes_decisions_without_a_gap(
     recs = _records(out)
     i = next(k for k, x in enumerate(recs) if x.get("kind") == "reloaded")
     assert "model digits options" in recs[i]["message"]
-    # the model still ran on every frame across the reload: the value records' stream
-    # times step by one frame, with no hole where the reload happened
+    # the model still ran at its cadence (every 3rd frame) across the reload: the value
+    # records' stream times step by three frames, with no hole where the reload happened
     times = [x["stream_time"] for x in recs if x["type"] == "value"]
     steps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert len(times) > 300 and max(steps) < 3 / 30
+    assert len(times) > 100 and max(steps) < 4.5 / 30
     # nothing was decided before the reload, digits were after it
     assert not [x for x in recs[:i] if x["type"] in ("onset", "event")]
     assert len([x for x in recs[i + 1 :] if x["type"] == "event"]) >= 3
@@ -218,7 +218,9 @@ def test_sighup_with_a_broken_config_is_refused_and_the_run_goes_on(tmp_path: Pa
     # the old config kept running: events after the refusals, all frames processed
     last = max(k for k, x in enumerate(recs) if x.get("kind") == "reload_refused")
     assert [x for x in recs[last:] if x["type"] == "event"]
-    assert recs[-1]["type"] == "summary" and recs[-1]["frames"] > 380
+    summary = recs[-1]
+    assert summary["type"] == "summary" and summary["streams"][0]["video_frames"] > 380
+    assert summary["frames"] > 125  # the model on every 3rd of them
 
 
 @pytest.mark.slow

@@ -62,7 +62,8 @@ class BackendOptions:
 
     Attributes:
         device: "cpu" or "cuda[:N]".
-        threads: intra-op threads (0 lets the runtime decide).
+        threads: intra-op threads (0: the backend's default; for ONNX Runtime half the
+            usable cores, 1 to 4: `avfuse.backends.ort.auto_threads`).
         optimization: graph optimisation level: "disable", "basic", "extended", "all".
         precision: "fp32", "fp16" or "int8" where the backend supports it.
         provider: ONNX Runtime's execution provider, "cpu", "cuda" or "tensorrt" (None:

@@ -17,6 +17,7 @@ kernels) are read where they are. benchmarks/ort_binding.py measures it against 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,21 @@ def complete_from_graph(manifest: Manifest) -> Manifest:
     return _resolved(manifest, session)
 
 
+def auto_threads() -> int:
+    """Intra-op threads when none are asked for: half the usable cores, 1 to 4.
+
+    ONNX Runtime's own default (one per physical core) leaves no core to the capture,
+    decode and pipeline threads, and at batch 1 a small model gains nothing from more:
+    measured on 2 cores (benchmarks/cpu_usage.json), one thread ran a 30 fps stream with
+    less CPU and 8 streams at full speed faster than two.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores // 2))
+
+
 class OnnxRuntimeBackend(Backend):
     """`ort`: an ONNX Runtime InferenceSession on the CPU, CUDA or TensorRT provider.
 
@@ -108,7 +124,7 @@ class OnnxRuntimeBackend(Backend):
         so.graph_optimization_level = getattr(
             ort.GraphOptimizationLevel, _OPT_LEVELS[opts.optimization]
         )
-        so.intra_op_num_threads = opts.threads
+        so.intra_op_num_threads = opts.threads or auto_threads()
         so.inter_op_num_threads = int(opts.extra.get("inter_threads", 1))
         # idle worker threads sleep instead of spinning: a live stream calls the model
         # every 33 ms, and spinning between calls burnt most of a core for nothing

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -56,7 +56,7 @@ class SoakConfig:
         warmup_s: not judged (default: a sixth of the run, at most 120 s); the first
             fault comes at its end.
         sample_every_s: sampling period of the process's figures.
-        threads: ONNX Runtime intra-op threads (0: the runtime decides, as the CLI).
+        threads: ONNX Runtime intra-op threads (0: half the usable cores, 1 to 4, as the CLI).
         faults: the kinds injected, in turn.
         outage_s: how long the network stream's sender stays dead.
         read_timeout_s: silence after which the network source counts as gone.
@@ -164,6 +164,7 @@ def run_soak(cfg: SoakConfig, *, progress: TextIO | None = sys.stderr) -> dict[s
     from avfuse.engine.sinks import JsonlSink
     from avfuse.engine.sources.media import MediaSource
     from avfuse.manifest import load_manifest
+    from avfuse.manifest.spec import Cadence
 
     sampler = ProcessSampler()
     before = dict(zip(ProcessSampler.FIELDS, sampler.sample(), strict=True))
@@ -175,7 +176,10 @@ def run_soak(cfg: SoakConfig, *, progress: TextIO | None = sys.stderr) -> dict[s
         sender = UdpSender(ffmpeg, net_one, muxrate=cfg.udp_muxrate)
         endpoint = WebhookEndpoint()
         backend = FaultyBackend(options=BackendOptions(threads=cfg.threads))
-        backend.load(load_manifest(default_model_path()))
+        # the model on every frame (its manifest says every 3rd): the hardest cadence, and
+        # the loss figures count processed frames against the frame rate
+        bundled = load_manifest(default_model_path())
+        backend.load(replace(bundled, cadence=Cadence(every_frames=1)))
         pcfg = PipelineConfig(realtime=True)
         probe = SoakProbe(LATENCY_BOUNDS_MS)
         webhook = WebhookSink(url=endpoint.url, backlog=10_000, timeout=1.0)

@@ -163,7 +163,7 @@ def threads(minimum: int = 0) -> Callable[[str], int]:
     cores = cpu_cores()
     note = _threads_note(cores)
     if minimum == 0:
-        note = "0: the runtime decides; " + note
+        note = "0: the backend's default; " + note
     return int_range(minimum, THREADS_PER_CORE * cores, note=note)
 
 

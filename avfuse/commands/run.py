@@ -131,7 +131,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         type=_args.threads(),
         default=0,
         metavar="N",
-        help=f"inference threads, {_args.threads_help(0)} (default 0: the runtime decides)",
+        help=(
+            f"inference threads, {_args.threads_help(0)} (default 0: for ONNX Runtime half "
+            "the usable cores, 1 to 4)"
+        ),
     )
     g.add_argument(
         "--kernels",

@@ -58,6 +58,12 @@ from avfuse.engine.records import FaultRecord, WarningRecord
 from avfuse.engine.ring import FrameRing, SampleRing
 from avfuse.engine.sources.base import AudioFormat, SourceStatus, VideoFormat
 
+#: realtime playback of a file lets an audio block in up to this long before its time, so
+#: the reader serves the blocks demuxed between two frames in the frame's wake-up instead
+#: of one wake-up each (a wake-up costs more than a block's work; benchmarks/cpu_usage.py).
+#: Early audio only completes windows sooner; video keeps its exact pace.
+AUDIO_EARLY_NS = 40_000_000
+
 
 @dataclass(frozen=True, kw_only=True)
 class IngestConfig:
@@ -109,8 +115,9 @@ class Ingest:
         live: whether the stream is paced by devices (latency is then measured from the
             capture time; for files, from arrival).
         config: ring sizes and policy.
-        bell: rung after every publish the consumer may be waiting for (a frame, an
-            audio block reaching `wake_audio_index`, a status, a blocked write).
+        bell: rung after every publish the consumer may be waiting for (a frame reaching
+            `wake_video_seq`, an audio block reaching `wake_audio_index`, a status, a
+            blocked write).
     """
 
     def __init__(
@@ -158,6 +165,9 @@ class Ingest:
         self.audio_floor: int | None = 0
         #: the consumer wants a ring once the audio head reaches this index
         self.wake_audio_index = 0
+        #: the consumer wants a ring once a frame with this sequence number is written
+        #: (a model on every 3rd frame needs no wake-up for the two between)
+        self.wake_video_seq = 0
         self._closed = threading.Event()
         #: which ring a back-pressured write is waiting on ("audio", "video"), or None
         self.blocked_on: str | None = None
@@ -331,7 +341,7 @@ class Ingest:
         if n == 0:
             return
         self._first(host_ns)
-        self._pace(host_ns)
+        self._pace(host_ns - AUDIO_EARLY_NS)
         idx = self._next_index
         rate = clock.sample_rate
         if self.counters["audio_blocks"]:
@@ -413,10 +423,11 @@ class Ingest:
                 return
         self._wait(-1)
         base = host_ns if self.live else now_ns()  # a file's latency starts when it is let in
-        ring.write(frame, host_ns=t, base_ns=base)
+        seq = ring.write(frame, host_ns=t, base_ns=base)
         self.counters["video_frames"] += 1
         self.capture_to_ring.record_ns(now_ns() - base)
-        self.bell.ring()
+        if seq >= self.wake_video_seq:
+            self.bell.ring()
 
     def _through_audio(self, device_time_s: float) -> int | None:
         """A frame's host time through the audio clock (one container's PTS timeline).

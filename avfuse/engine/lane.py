@@ -200,6 +200,7 @@ class Lane:
         self.takes_video = mode in ("fused", "video")
         self._every = max(1, slot.options.every_frames or m.cadence.every_frames or 1)
         self._offered = 0
+        self._sync_image: np.ndarray | None = None  # made for the first skipped frame
         spec = slot.video_spec
         self._stack = None
         if spec is not None and len(spec.shape or ()) == 5:  # [batch, frames, ...]: a stack
@@ -246,6 +247,8 @@ class Lane:
             self._reset_next = True
         k = self._offered
         self._offered += 1
+        if self._synced_at_pull:
+            self._sync_frame(seq, t)
         if k % self._every:
             return
         self._held.add(seq)
@@ -260,6 +263,32 @@ class Lane:
             )
         )
         self._last_item_ns = t
+
+    @property
+    def _synced_at_pull(self) -> bool:
+        """Whether the onset monitor takes every frame at pull time (see `_sync_frame`); the
+        content monitor takes the frames of its decisions, in step with their audio."""
+        return self._every > 1 and isinstance(self.sync, SyncMonitor)
+
+    def _sync_frame(self, seq: int, t: int) -> None:
+        """With a cadence of every N-th frame, every frame still goes to the onset monitor:
+        it times video onsets from frame-to-frame change, and from every 3rd frame alone
+        they came up to two frames (67 ms) late. The image kernel runs at pull time, in
+        frame order (a queued frame's pre-processing waits for its audio), while the
+        frame is still in the ring; the pipeline is not woken for it."""
+        img, fr = self.slot.image_kernel, self.stream.ingest.frame_ring
+        if img is None or fr is None or self.video_input is None or not fr.valid(seq):
+            return
+        if self._sync_image is None:
+            self._sync_image = np.zeros_like(self.slot.feeds[self.video_input][0])
+            if self._stack is not None:
+                self._sync_image = np.zeros_like(self._stack[-1])
+        st = self.stream
+        fmt = st.video_format.pixel_format if st.video_format else "bgr24"
+        img(fr.view(seq), fmt, self._sync_image)
+        if fr.valid(seq):  # not overwritten while we read it
+            assert self.sync is not None  # caller checks
+            self.sync.push_video(st.ingest.stream_time_s(t), self._sync_image)
 
     def on_history(self, src: Item, end: int, now: int) -> None:
         """A chained lane: its source model made output `end` (an item at its cadence)."""
@@ -439,6 +468,13 @@ class Lane:
             n += 1
         return n
 
+    def wake_seq(self) -> int:
+        """The first frame sequence number this lane will queue (a lower bound: frames
+        lost to overwrite only move it later), given its cadence."""
+        if self._audio_only_until is not None or self._gate_hold:
+            return self._next_seq  # these look at every frame
+        return self._next_seq + (-self._offered) % self._every
+
     def wake_index(self) -> int:
         """The audio index worth waking the pipeline for, for this lane."""
         ing, al = self.stream.ingest, self.aligner
@@ -569,7 +605,7 @@ class Lane:
                         self._stack[:-1] = self._stack[1:]  # the oldest frame goes
                     img(fr.view(it.seq), fmt, target)
                     has_video = fr.valid(it.seq)  # not overwritten while we read it
-                    if has_video and self.sync is not None:
+                    if has_video and self.sync is not None and not self._synced_at_pull:
                         self.sync.push_video(ing.stream_time_s(it.time_ns), target)
                 if not has_video:
                     self.torn += 1

@@ -15,8 +15,9 @@ import math
 
 from avfuse.engine.records import WarningRecord
 
-#: windows judged before the warning may be given (~3 s at 30 fps)
-MIN_WINDOWS = 90
+#: windows judged before the warning may be given (3 s of the bundled model's 10 decisions a
+#: second; 1 s when a model runs on every frame of a 30 fps stream)
+MIN_WINDOWS = 30
 #: share of incomplete windows that makes the warning
 WARN_FRACTION = 0.2
 

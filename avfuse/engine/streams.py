@@ -251,6 +251,16 @@ class Stream:
 
     def _set_wake(self) -> None:
         ing = self.ingest
+        if ing.frame_ring is not None:
+            # a paced stream's frames are taken whenever the loop runs, so frames no lane
+            # will take need no wake-up; a file's back-pressure needs every one
+            seqs = [lane.wake_seq() for lane in self.lanes if lane.takes_video]
+            if seqs and self.paced:
+                wake = ing.wake_video_seq = min(seqs)
+                if ing.frame_ring.head > wake:  # written while the wake-up was higher
+                    ing.bell.ring()
+            else:
+                ing.wake_video_seq = 0
         if ing.audio_ring is None:
             return
         wanted = [lane.wake_index() for lane in self.lanes if lane.reads_audio]

@@ -374,6 +374,22 @@ def test_a_signal_ignored_at_start_stays_ignored(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- 6. reconnect early
 
 
+def _run_on_stream(url: str, out: Path, *, duration_s: float) -> subprocess.Popen:
+    """`avfuse run --source URL` into a JSONL sink, returned once the sink is open (the
+    sink opens once the stream is open)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "avfuse.cli", "run", "--source", url, "--duration",
+         f"{duration_s:g}", "--sink", f"jsonl:{out}", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, env=_env(), preexec_fn=_default_signals,
+    )  # fmt: skip
+    give_up = time.monotonic() + 30
+    while not out.exists():
+        assert proc.poll() is None and time.monotonic() < give_up
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.mark.timeout(120)
 def test_a_live_stream_that_reconnects_in_its_first_seconds_keeps_the_run_alive(
     tmp_path: Path,
@@ -384,16 +400,7 @@ def test_a_live_stream_that_reconnects_in_its_first_seconds_keeps_the_run_alive(
     out = tmp_path / "out.jsonl"
     send = [*lavfi_args(seconds=60.0, sample_rate=16000), *mpegts_udp_args(url)]
     with FFmpegProcess(send):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "avfuse.cli", "run", "--source", url, "--duration", "20",
-             "--sink", f"jsonl:{out}", "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            text=True, env=_env(), preexec_fn=_default_signals,
-        )  # fmt: skip
-        give_up = time.monotonic() + 30
-        while not out.exists():  # the sink opens once the stream is open
-            assert proc.poll() is None and time.monotonic() < give_up
-            time.sleep(0.05)
+        proc = _run_on_stream(url, out, duration_s=20)
         time.sleep(2.0)  # the sender stops 2 s in, before stream time 0 has settled
     # silent past the source's 5 s read timeout: it reports the loss and reconnects
     time.sleep(6.0)
@@ -408,6 +415,44 @@ def test_a_live_stream_that_reconnects_in_its_first_seconds_keeps_the_run_alive(
     assert of(recs, "fault") == []
     # frames were processed after the reconnect, on one stream-time axis that goes forward
     summary = recs[-1]
-    assert summary["frames"] > 90
+    assert summary["streams"][0]["video_frames"] > 240  # 8 s or more of the 30 fps video
+    assert summary["frames"] > 60  # the bundled model decides on every 3rd frame
     reconnect_t = next(r["stream_time"] for r in recs if r.get("kind") == "reconnected")
     assert reconnect_t > 1.5
+
+
+@pytest.mark.timeout(120)
+def test_a_sender_restarted_within_the_read_timeout_starts_a_new_timeline(
+    tmp_path: Path,
+) -> None:
+    """The sender stops and a new one starts 0.5 s later, inside the 5 s read timeout: the
+    connection never times out, but the PTS start again. Before, the old clock fits mapped
+    the new timeline into the past: negative stream times ("the video stopped after
+    -1.31 s"), a fitted audio drift of ~700 ppm and false late-audio advice."""
+    from tests.fixtures.ffmpeg import free_port, lavfi_args, mpegts_udp_args
+
+    url = f"udp://127.0.0.1:{free_port()}"
+    out = tmp_path / "out.jsonl"
+    send = [*lavfi_args(seconds=60.0, sample_rate=16000), *mpegts_udp_args(url)]
+    with FFmpegProcess(send):
+        proc = _run_on_stream(url, out, duration_s=14)
+        time.sleep(4.0)
+    time.sleep(0.5)
+    with FFmpegProcess(send):
+        rc = proc.wait(timeout=60)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert rc == 0, stderr
+    recs = records(out)
+    warnings = of(recs, "warning")
+    kinds = [r["kind"] for r in warnings]
+    assert "disconnected" not in kinds  # it never timed out
+    restarts = [r for r in warnings if r["kind"] == "reconnected"]
+    assert len(restarts) >= 1 and "restarted" in restarts[0]["message"]
+    times = [r["stream_time"] for r in recs if r.get("stream_time") is not None]
+    assert min(times) >= 0.0, [r for r in recs if (r.get("stream_time") or 0) < 0][:2]
+    assert not any("after -" in r.get("message", "") for r in warnings)
+    summary = recs[-1]
+    drift = summary["streams"][0]["audio_clock"]["drift_ppm"]
+    assert abs(drift) < 300, drift
+    # decisions went on after the restart: ~10 a second over the 14 s, minus the outage
+    assert summary["frames"] >= 90, (summary["frames"], warnings)

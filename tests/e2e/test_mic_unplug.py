@@ -61,4 +61,5 @@ def test_unplug_mid_run_degrades_reconnects_and_keeps_every_event(
     # while the mic was away the model ran on video alone and said so
     assert any(e["degraded"] and e["modalities"] == ["video"] for e in events), events
     summary = records[-1]
-    assert summary["type"] == "summary" and summary["frames"] > 300
+    assert summary["type"] == "summary" and summary["streams"][0]["video_frames"] > 300
+    assert summary["frames"] > 100  # the model on every 3rd frame

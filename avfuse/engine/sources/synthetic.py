@@ -277,6 +277,9 @@ class SyntheticConfig:
 
 #: accepted ranges of the SyntheticConfig disturbances (the same as the demo's options)
 MAX_AV_OFFSET_MS = 10000.0
+#: a realtime scene delivers an item up to this late to serve it in the wake-up of the
+#: next one (a 20 ms block and a 30 fps frame due 6.7 ms apart: 5 wake-ups per 100 ms, not 7)
+WAKE_SLACK_NS = 8_000_000
 MAX_DRIFT_PPM = 10000.0
 MAX_JITTER_MS = 1000.0
 
@@ -419,18 +422,29 @@ class SyntheticSource(Source):
         n_frames = r.n_frames if cfg.video else 0
         na = nv = 0
         last_a = last_v = origin - 1
-        while (na < n_blocks or nv < n_frames) and not self.stopping.is_set():
-            # an audio block is available once its last sample is captured
+
+        def due(na: int, nv: int) -> tuple[bool, float]:
+            """The next item (audio or not) and when it arrives: once captured (an audio
+            block once its last sample is), plus the same delay its stamp carries."""
             ta = self.audio_true_s[na] + block_s if na < n_blocks else math.inf
             tv = self.video_true_s[nv] if nv < n_frames else math.inf
-            is_audio = ta <= tv
-            if cfg.realtime:  # arrive when captured plus the same delay the stamp carries
-                due = (
-                    ta * 1e9 + self._audio_jitter[na]
-                    if is_audio
-                    else tv * 1e9 + self._video_jitter[nv]
-                )
-                target = origin + math.ceil(due)
+            if ta == tv == math.inf:  # nothing after the last item
+                return True, math.inf
+            if ta <= tv:
+                return True, ta * 1e9 + self._audio_jitter[na]
+            return False, tv * 1e9 + self._video_jitter[nv]
+
+        while (na < n_blocks or nv < n_frames) and not self.stopping.is_set():
+            is_audio, t_due = due(na, nv)
+            if cfg.realtime:
+                target = origin + math.ceil(t_due)
+                if target > time.monotonic_ns():
+                    # one wake-up for this item and the next when it is due within the
+                    # slack, as an OS timer slack does: a wake-up costs more than the
+                    # work of delivering a block (see benchmarks/cpu_usage.py)
+                    after = due(na + is_audio, nv + (not is_audio))[1]
+                    if 0 < after - t_due <= WAKE_SLACK_NS:  # (jitter may put it first)
+                        target = origin + math.ceil(after)
                 while (left := target - time.monotonic_ns()) > 0:  # never early
                     if self.stopping.wait(left / 1e9 + 1e-4):
                         return

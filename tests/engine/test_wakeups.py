@@ -1,0 +1,141 @@
+"""Fewer wake-ups per frame: each wake-up of a thread costs more CPU on a small box than
+the work it does (benchmarks/cpu_usage.py), so the engine avoids the ones it does not need.
+
+- a realtime file lets its audio in up to `AUDIO_EARLY_NS` early, so the blocks demuxed
+  between two frames need no sleep of their own (video keeps its exact pace);
+- a realtime synthetic scene serves an item and the next in one wake-up when they are due
+  within `WAKE_SLACK_NS`, never early;
+- the pipeline is not woken for frames no model will run on (a cadence of every N-th
+  frame);
+- ONNX Runtime's default intra-op thread count leaves cores to capture and decode.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from avfuse.api import run
+from avfuse.backends.ort import auto_threads
+from avfuse.engine.ingest import AUDIO_EARLY_NS, Ingest, IngestConfig
+from avfuse.engine.pipeline import PipelineConfig
+from avfuse.engine.sources.base import AudioFormat, VideoFormat
+from avfuse.engine.sources.synthetic import WAKE_SLACK_NS, SyntheticSource
+
+pytestmark = pytest.mark.timeout(120)
+
+FS = 16000
+
+
+class _Sleeps:
+    """Stands in for the ingest's stop event: records each sleep asked for, sleeps none."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    def wait(self, timeout: float) -> bool:
+        self.asked.append(timeout)
+        return False
+
+    def is_set(self) -> bool:
+        return False
+
+    def set(self) -> None:
+        pass
+
+
+def test_a_realtime_files_audio_between_two_frames_needs_no_sleep_of_its_own() -> None:
+    ing = Ingest(
+        name="f",
+        audio=AudioFormat(sample_rate=FS),
+        video=VideoFormat(width=8, height=6, fps=30.0),
+        live=False,
+        config=IngestConfig(realtime=True, backpressure=False),
+    )
+    sleeps = _Sleeps()
+    ing._closed = sleeps  # type: ignore[assignment]
+    h0 = 5_000_000_000
+    block = np.zeros(320, np.float32)
+    ing.audio(block, device_time_s=0.0, host_ns=h0)  # the first item sets the origin
+    assert AUDIO_EARLY_NS >= 34_000_000  # a 30 fps frame period
+    ing.audio(block, device_time_s=0.02, host_ns=h0 + 20_000_000)
+    ing.audio(block, device_time_s=0.04, host_ns=h0 + 33_000_000)
+    assert sleeps.asked == []  # the old reader slept ~20 and ~33 ms here
+    frame = np.zeros((6, 8, 3), np.uint8)
+    ing.video(frame, device_time_s=0.033, host_ns=h0 + 33_000_000)
+    assert len(sleeps.asked) == 1 and 0.02 < sleeps.asked[0] <= 0.034  # video: exact pace
+
+
+class _Arrivals:
+    def __init__(self) -> None:
+        self.audio_at: list[int] = []
+        self.video_at: list[int] = []
+
+    def audio(self, samples, *, device_time_s, host_ns) -> None:  # type: ignore[no-untyped-def]
+        self.audio_at.append(time.monotonic_ns())
+
+    def video(self, frame, *, device_time_s, host_ns) -> None:  # type: ignore[no-untyped-def]
+        self.video_at.append(time.monotonic_ns())
+
+    def status(self, status) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def source_finished(self) -> None:
+        pass
+
+
+def test_a_realtime_scene_serves_items_due_close_together_in_one_wake_up() -> None:
+    src = SyntheticSource(realtime=True, block_ms=20.0, fps=30.0)
+    sink = _Arrivals()
+    src.start(sink)  # type: ignore[arg-type]
+    time.sleep(1.6)
+    src.stop()
+    origin = src.origin_ns
+    assert origin is not None and len(sink.video_at) >= 30
+    # due: a frame when captured (k / 30 s), a block once its last sample is (20 ms each)
+    v_due = [origin + round(k * 1e9 / 30) for k in range(len(sink.video_at))]
+    a_due = [origin + (k + 1) * 20_000_000 for k in range(len(sink.audio_at))]
+    assert all(t >= d for t, d in zip(sink.video_at, v_due, strict=True))  # never early
+    assert all(t >= d for t, d in zip(sink.audio_at, a_due, strict=True))
+    # a block due 6.7 ms before a frame (the one ending at 60 ms and frame 2 at 66.7 ms,
+    # every 100 ms) waits for the frame and comes in its wake-up
+    merged = 0
+    for k, d in enumerate(a_due):
+        j = next((j for j, v in enumerate(v_due) if 0 < v - d <= WAKE_SLACK_NS), None)
+        if j is not None:
+            assert sink.audio_at[k] >= v_due[j]  # served in the frame's wake-up
+            merged += 1
+    assert merged >= 10
+
+
+def test_the_pipeline_is_not_woken_for_frames_no_model_runs_on() -> None:
+    """The bundled model runs on every 3rd frame (its manifest's cadence): the pipeline
+    wakes about once per decision, not once per frame as it did."""
+    res = run(
+        sources=["synthetic:1"],
+        sinks=[],
+        config=PipelineConfig(realtime=True),
+        duration_s=4.0,
+    )
+    st = res.summary.streams[0]
+    frames, decisions = st["video_frames"], res.summary.frames
+    assert frames >= 90
+    assert abs(decisions - frames / 3) <= 2
+    assert res.summary.wakeups <= 0.6 * frames  # every frame rang the pipeline before
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 4)])
+def test_onnx_runtime_threads_default_to_half_the_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int, threads: int
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(cores)))
+    assert auto_threads() == threads
+
+
+def test_the_bundled_model_decides_ten_times_a_second_at_30_fps() -> None:
+    from avfuse.assets import default_model_path
+    from avfuse.manifest import load_manifest
+
+    assert load_manifest(default_model_path()).cadence.every_frames == 3
