@@ -200,7 +200,7 @@ class Lane:
         self.takes_video = mode in ("fused", "video")
         self._every = max(1, slot.options.every_frames or m.cadence.every_frames or 1)
         self._offered = 0
-        self._sync_image: np.ndarray | None = None  # made for the first skipped frame
+        self._sync_image: np.ndarray | None = None  # made for the onset monitor's first frame
         spec = slot.video_spec
         self._stack = None
         if spec is not None and len(spec.shape or ()) == 5:  # [batch, frames, ...]: a stack

@@ -54,17 +54,24 @@ def test_recording_allocates_nothing() -> None:
     try:
         for k in range(100):  # warm-up: first calls, and tracing itself, may allocate once
             step(k)
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for k in range(100, 10100):
-            step(k)
-        current, peak = tracemalloc.get_traced_memory()
+        # tracemalloc sees every thread: a thread left by another test may allocate a
+        # little during one attempt, never in all three; an allocation of record()'s own
+        # shows in each (the least of three peaks)
+        attempts = []
+        for _ in range(3):
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            for k in range(100, 10100):
+                step(k)
+            current, peak = tracemalloc.get_traced_memory()
+            attempts.append((peak - base, current - base))
     finally:
         tracemalloc.stop()
     # the peak, not two snapshots: a temporary freed before record() returns still counts
     # (a copy of one histogram's bins alone is 7.5 KB)
-    assert peak - base < 2048, f"{peak - base} bytes allocated at peak over 20000 records"
-    assert current - base < 2048, f"{current - base} bytes retained over 20000 records"
+    peak_b, kept_b = min(attempts)
+    assert peak_b < 2048, f"{attempts} bytes allocated at peak over 20000 records"
+    assert kept_b < 2048, f"{attempts} bytes retained over 20000 records"
 
 
 def test_as_dict_is_json_and_table_lists_stages_and_drops() -> None:
