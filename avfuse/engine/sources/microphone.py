@@ -303,9 +303,9 @@ class MicrophoneSource(Source):
         if math.isnan(adc):  # no stream clock: smooth the host arrival times instead
             host = round(self._clock.update(host * 1e-9, x.shape[0], self._gap[row]) * 1e9)
         else:  # smooth the ADC time; keep the stream-clock -> host offset of this callback
-            offset_ns = host - round(adc * 1e9)
+            offset_s = self._clock.host_offset((host - round(adc * 1e9)) * 1e-9, x.shape[0])
             adc = self._clock.update(adc, x.shape[0], self._gap[row])
-            host = round(adc * 1e9) + offset_ns
+            host = round((adc + offset_s) * 1e9)
         energy = float(np.dot(x, x)) / x.shape[0]
         self._level_dbfs = 10.0 * math.log10(energy) if energy > 1e-20 else -200.0
         if self._resampler is not None:
@@ -361,6 +361,12 @@ class BlockClock:
     those reports: reports off by more than `gate_s` are counted and ignored, and
     `max_misses` of them in a row (a real jump) re-anchor the loop, as does a gap
     (overflow or dropped block). Allocation-free; scalar math per block.
+
+    The stream clock's offset to the host clock (`now - currentTime`, read in the
+    callback) has one-sided noise: the callback can only read `now` late (it waits for
+    the interpreter lock; measured 3.4 ms on a loaded 2-core box), never early. So
+    `host_offset` keeps its floor, which rises by at most `offset_drift` per second of
+    samples to follow a slow drift between the two clocks.
     """
 
     def __init__(
@@ -368,6 +374,7 @@ class BlockClock:
     ) -> None:
         self.bandwidth_hz = bandwidth_hz
         self.gate_s = gate_s
+        self.offset_drift = 100e-6
         self.max_misses = max_misses
         self.outliers = 0
         self.resets = 0
@@ -381,6 +388,13 @@ class BlockClock:
         self._t = math.nan  # smoothed time of the next block's first sample
         self._period = math.nan  # seconds per sample
         self._misses = 0
+        self._offset = math.nan  # floor of the stream clock -> host clock offset
+
+    def host_offset(self, raw_s: float, n_samples: int) -> float:
+        """The stream -> host clock offset for this block: the floor of the raw ones."""
+        floor = self._offset + n_samples * self._nominal_period * self.offset_drift
+        self._offset = raw_s if not raw_s >= floor else floor
+        return self._offset
 
     def update(self, raw_s: float, n_samples: int, gap: bool = False) -> float:
         """Smoothed time of this block's first sample, given its raw time."""

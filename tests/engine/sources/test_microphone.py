@@ -239,6 +239,32 @@ def test_block_clock_removes_report_jitter_and_follows_drift() -> None:
     assert clock.update(true[-1] + 1.0, n, gap=True) == true[-1] + 1.0
 
 
+def test_a_late_callback_does_not_move_the_block_timestamps(monkeypatch) -> None:
+    """The callback reads the host clock when the interpreter lets it, which can be
+    milliseconds after PortAudio read its stream clock (CI saw one click 3.4 ms off on a
+    loaded box). The block's host time must follow the samples, not that lateness."""
+    from types import SimpleNamespace
+
+    import avfuse.engine.sources.microphone as microphone
+
+    now = {"ns": 5_000_000_000}
+    monkeypatch.setattr(microphone, "time", SimpleNamespace(monotonic_ns=lambda: now["ns"]))
+    mic = MicrophoneSource(device="unused", sample_rate=RATE, block_ms=10)
+    mic._allocate(RATE, 1)
+    sink = RecordingSink()
+    block = np.zeros((mic._block_in, 1), np.float32)
+    late_ms = {40: 3.4, 41: 1.0, 90: 6.0, 150: 2.5}
+    for k in range(200):
+        adc = 100.0 + k * 0.010
+        ti = SimpleNamespace(inputBufferAdcTime=adc, currentTime=adc + 0.005)
+        # the callback runs 5 ms after the block's first sample, plus its own lateness
+        now["ns"] = 5_000_000_000 + k * 10_000_000 + 5_000_000 + int(late_ms.get(k, 0) * 1e6)
+        mic._callback(block, mic._block_in, ti, 0)
+        mic._deliver(sink)
+    spacing_ms = np.diff(np.array(sink.host_ns)) / 1e6
+    assert np.abs(spacing_ms - 10.0).max() < 0.01, spacing_ms[np.abs(spacing_ms - 10) > 0.01]
+
+
 class _NullSink:
     def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
         pass
