@@ -139,10 +139,14 @@ class Source(ABC):
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the thread to end and wait up to `timeout` seconds; then release the device."""
         self.stopping.set()
+        self._wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self._thread = None
         self._close()
+
+    def _wake(self) -> None:
+        """Wake a thread that sleeps on something other than `stopping` (a doorbell)."""
 
     def _main(self, sink: FrameSink) -> None:
         try:
