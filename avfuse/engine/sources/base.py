@@ -145,7 +145,7 @@ class Source(ABC):
         self._thread = None
         self._close()
 
-    def _wake(self) -> None:
+    def _wake(self) -> None:  # noqa: B027 (an optional hook: most sources sleep on `stopping`)
         """Wake a thread that sleeps on something other than `stopping` (a doorbell)."""
 
     def _main(self, sink: FrameSink) -> None:
