@@ -28,6 +28,7 @@ from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
 from avfuse.engine.records import Record
 from avfuse.engine.sync import SyncConfig, SyncMonitor
 from avfuse.kernels.reference import AudioParams
+from avfuse.kernels.thumbnail import Thumbnail
 
 if TYPE_CHECKING:
     from avfuse.engine.model_slot import ModelSlot
@@ -163,6 +164,7 @@ class Lane:
             else None
         )
         self.sync: SyncMonitor | ContentSyncMonitor | None = None
+        self._thumb: Thumbnail | None = None
         if (
             config.sync_monitor
             and config.sync_method == "content"
@@ -181,13 +183,21 @@ class Lane:
             and self.audio_buf is not None
             and not any(lane.sync is not None for lane in stream.lanes)
         ):
+            # with a cadence the monitor takes every frame as a thumbnail (see
+            # `_sync_frame`); on every frame it takes the model's image, already made
+            thumbs = max(1, slot.options.every_frames or m.cadence.every_frames or 1) > 1
+            self._thumb = Thumbnail() if thumbs else None
             self.sync = SyncMonitor(
                 configured_offset_ms=config.av_offset_ms,
                 hop_s=a.hop_length / a.sample_rate,
-                image_shape=(m.video.channels, m.video.height, m.video.width),
+                image_shape=(
+                    self._thumb.shape
+                    if self._thumb
+                    else (m.video.channels, m.video.height, m.video.width)
+                ),
                 config=SyncConfig(tolerance_ms=config.sync_tolerance_ms),
                 source=stream.name,
-                video_scale=float(np.mean(m.video.std)),
+                video_scale=1.0 if self._thumb else float(np.mean(m.video.std)),
                 model=slot.name,
             )
             self._energy = np.zeros(a.frames, np.float32)
@@ -273,19 +283,17 @@ class Lane:
     def _sync_frame(self, seq: int, t: int) -> None:
         """With a cadence of every N-th frame, every frame still goes to the onset monitor:
         it times video onsets from frame-to-frame change, and from every 3rd frame alone
-        they came up to two frames (67 ms) late. The image kernel runs at pull time, in
-        frame order (a queued frame's pre-processing waits for its audio), while the
-        frame is still in the ring; the pipeline is not woken for it."""
-        img, fr = self.slot.image_kernel, self.stream.ingest.frame_ring
-        if img is None or fr is None or self.video_input is None or not fr.valid(seq):
+        they came up to two frames (67 ms) late. A 32x24 luma thumbnail (kernels/
+        thumbnail.py: a tenth of the model's image kernel) is made at pull time, in frame
+        order, while the frame is still in the ring; the pipeline is not woken for it."""
+        fr, thumb = self.stream.ingest.frame_ring, self._thumb
+        if thumb is None or fr is None or not fr.valid(seq):
             return
         if self._sync_image is None:
-            self._sync_image = np.zeros_like(self.slot.feeds[self.video_input][0])
-            if self._stack is not None:
-                self._sync_image = np.zeros_like(self._stack[-1])
+            self._sync_image = np.zeros(thumb.shape, np.float32)
         st = self.stream
         fmt = st.video_format.pixel_format if st.video_format else "bgr24"
-        img(fr.view(seq), fmt, self._sync_image)
+        thumb(fr.view(seq), fmt, self._sync_image)
         if fr.valid(seq):  # not overwritten while we read it
             assert self.sync is not None  # caller checks
             self.sync.push_video(st.ingest.stream_time_s(t), self._sync_image)
