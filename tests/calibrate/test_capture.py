@@ -72,29 +72,55 @@ def _wait_until_bound(port: int, proc: subprocess.Popen[str], timeout: float = 6
     raise AssertionError("avfuse calibrate did not open the UDP stream in time")
 
 
-def calibrate_udp(path: Path, *extra: str, seconds: float = 11.0) -> dict:
-    """`avfuse calibrate --source udp://...` while a real ffmpeg sends `path` at its pace."""
-    port = free_port()
-    url = f"udp://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "avfuse.cli", "calibrate", "--source", url]
-    proc = subprocess.Popen(
-        [*cmd, "--duration", str(seconds), "--json", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def calibrate_udp(paths: list[Path], *extra: str, seconds: float = 11.0) -> list[dict]:
+    """`avfuse calibrate --source udp://...` on one port per file, while real ffmpeg
+    senders send each file at its pace, all at once (each sender and receiver is a
+    process of its own, as a fleet of boxes would be)."""
+    ports = [free_port() for _ in paths]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "avfuse.cli",
+                "calibrate",
+                "--source",
+                f"udp://127.0.0.1:{port}",
+                "--duration",
+                str(seconds),
+                "--json",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for port in ports
+    ]
+    senders: list[FFmpegProcess] = []
+    outs = []
     try:
-        _wait_until_bound(port, proc)
-        with FFmpegProcess(["-re", "-i", str(path), "-c", "copy", "-f", "mpegts",
-                            f"{url}?pkt_size=1316"]) as ff:  # fmt: skip
+        for port, proc in zip(ports, procs, strict=True):
+            _wait_until_bound(port, proc)
+        for port, path in zip(ports, paths, strict=True):
+            ff = FFmpegProcess(["-re", "-i", str(path), "-c", "copy", "-f", "mpegts",
+                                f"udp://127.0.0.1:{port}?pkt_size=1316"])  # fmt: skip
+            senders.append(ff)
+            ff.start()
+        for ff in senders:
             assert ff.wait(60) == 0, ff.stderr_tail()
-        out, err = proc.communicate(timeout=60)
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err[-2000:]
+            outs.append(json.loads(out))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err[-2000:]
-    return json.loads(out)
+        for ff in senders:
+            ff.kill()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return outs
 
 
 @pytest.mark.slow
@@ -103,8 +129,8 @@ def test_a_live_udp_stream_with_the_audio_moved_measures_as_moved(
     shifted: Callable[[float], Path],
 ) -> None:
     errors = []
-    for ms in (-300.0, -50.0, 0.0, 250.0):
-        got = calibrate_udp(shifted(ms))
+    moved = (-300.0, -50.0, 0.0, 250.0)
+    for ms, got in zip(moved, calibrate_udp([shifted(ms) for ms in moved]), strict=True):
         print(f"udp {ms:+.0f} ms: {got['offset_ms']:+.2f} ms, {got['pairs']} pairs, {got['notes']}")
         assert got["live"] is True and got["pairs"] >= 7
         errors.append(got["offset_ms"] - ms)

@@ -102,14 +102,9 @@ def _wait_until_bound(port: int, proc: subprocess.Popen, timeout: float = 60.0) 
     raise AssertionError("avfuse did not open the UDP stream in time")
 
 
-@pytest.mark.parametrize("configured", [True, False])
-def test_live_udp_stream(scene_file: Path, tmp_path: Path, configured: bool) -> None:
-    port = free_port()
-    url = f"udp://127.0.0.1:{port}"
-    events, metrics = tmp_path / "events.jsonl", tmp_path / "metrics.json"
-    extra = ["--av-offset-ms", str(DELAY_MS)] if configured else []
-    # avfuse listens first, so the stream is received from its first packet
-    proc = subprocess.Popen(
+def _udp_run(url: str, truth: Path, tmp: Path, *extra: str) -> subprocess.Popen:
+    tmp.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -118,11 +113,11 @@ def test_live_udp_stream(scene_file: Path, tmp_path: Path, configured: bool) -> 
             "--source",
             url,
             "--truth",
-            str(scene_file.with_suffix(".json")),
+            str(truth),
             "--sink",
-            f"jsonl:{events}",
+            f"jsonl:{tmp / 'events.jsonl'}",
             "--metrics",
-            str(metrics),
+            str(tmp / "metrics.json"),
             "--quiet",
             *extra,
         ],
@@ -130,25 +125,49 @@ def test_live_udp_stream(scene_file: Path, tmp_path: Path, configured: bool) -> 
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_live_udp_stream_is_recognised_when_told_the_offset_and_flagged_when_not(
+    scene_file: Path, tmp_path: Path
+) -> None:
+    """One real-time ffmpeg sender feeds two receivers (the tee muxer), one told the
+    offset and one not: the same packets, so the two runs differ only in the flag."""
+    ports = {"told": free_port(), "not_told": free_port()}
+    truth = scene_file.with_suffix(".json")
+    procs = {
+        k: _udp_run(
+            f"udp://127.0.0.1:{port}",
+            truth,
+            tmp_path / k,
+            *(["--av-offset-ms", str(DELAY_MS)] if k == "told" else []),
+        )
+        for k, port in ports.items()
+    }
+    errs: dict[str, str] = {}
     try:
-        _wait_until_bound(port, proc)
+        for k, port in ports.items():  # both listen first: received from the first packet
+            _wait_until_bound(port, procs[k])
+        outs = "|".join(f"[f=mpegts]udp://127.0.0.1:{p}?pkt_size=1316" for p in ports.values())
         with FFmpegProcess(
-            ["-re", "-i", str(scene_file), "-c", "copy", "-f", "mpegts", f"{url}?pkt_size=1316"]
+            ["-re", "-i", str(scene_file), "-map", "0", "-c", "copy", "-f", "tee", outs]
         ) as ff:
             assert ff.wait(120) == 0, ff.stderr_tail()
-        _, err = proc.communicate(timeout=60)
+        for k, proc in procs.items():
+            errs[k] = proc.communicate(timeout=60)[1]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err[-2000:]
-    summary = json.loads(metrics.read_text())
-    records = [json.loads(x) for x in events.read_text().splitlines()]
-    warnings = _sync_warnings(records)
-    print(f"udp, configured={configured}:", summary["score"], warnings)
-    if configured:
-        assert summary["score"]["recall"] >= 0.9
-        assert summary["score"]["n_false"] == 0
-        assert warnings == []
-    else:
-        assert warnings and abs(warnings[0]["data"]["residual_offset_ms"] - DELAY_MS) <= 60
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    got = {}
+    for k, proc in procs.items():
+        assert proc.returncode == 0, (k, errs.get(k, "")[-2000:])
+        summary = json.loads((tmp_path / k / "metrics.json").read_text())
+        records = [json.loads(x) for x in (tmp_path / k / "events.jsonl").read_text().splitlines()]
+        got[k] = summary["score"], _sync_warnings(records)
+        print(f"udp, {k}:", *got[k])
+    score, warnings = got["told"]
+    assert score["recall"] >= 0.9 and score["n_false"] == 0
+    assert warnings == []
+    _, warnings = got["not_told"]
+    assert warnings and abs(warnings[0]["data"]["residual_offset_ms"] - DELAY_MS) <= 60
