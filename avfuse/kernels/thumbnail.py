@@ -2,18 +2,24 @@
 
 The onset monitor (engine/sync.py) times visual onsets from the mean absolute change
 between consecutive frames, so it needs every frame, while a model with a cadence runs
-on every N-th only. Running the model's image kernel on the other frames cost more than
-the model's own decisions (0.3 ms per frame with the numpy kernel on a 2-core VM, 0.9 %
-of a core at 30 fps); an area-averaged 32x24 luma thumbnail made by OpenCV on uint8
-shows the same flashes and cuts for a tenth of that. Brightness is in fractions of full
-scale (0..1), the unit of the monitor's thresholds.
+on every N-th only. Running the model's image kernel on the other frames cost 0.3 ms a
+frame with the numpy kernels on a 2-core VM (0.9 % of a core at 30 fps); this thumbnail
+costs about 60 us of CPU for a 320x240 frame and the same for any larger one. Brightness
+is in fractions of full scale (0..1), the unit of the monitor's thresholds.
 
-    bgr24 / rgb24   area-resize the packed frame, then luma (cv2.cvtColor on 32x24)
-    gray            area-resize
-    nv12 / i420     area-resize the Y plane (the first two thirds of the rows)
+Two OpenCV passes on uint8: a bilinear resize to 64x48 (2x2 source pixels per output
+pixel, whatever the frame's size), then an area average 2x down to 32x24, so each
+thumbnail pixel averages 16 source pixels (sensor noise of 3 levels moves the mean
+frame difference by about 1.2 levels, a tenth of an onset). One area pass straight from
+the frame averages every pixel but cost 255 us (OpenCV's generic area path and its
+worker threads), more than the model's own kernel.
 
-Every buffer is made once per pixel format, so a frame allocates nothing; a frame of
-another size (a resolution change) needs no new buffers, only OpenCV's area weights.
+    bgr24 / rgb24   both passes on the packed frame, then luma (cv2.cvtColor on 32x24)
+    gray            both passes
+    nv12 / i420     both passes on the Y plane (the first two thirds of the rows)
+
+Every buffer is made once, so a frame allocates nothing; a frame of another size (a
+resolution change) needs no new buffers.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from avfuse.errors import UsageError
 _LUMA = {"bgr24": cv2.COLOR_BGR2GRAY, "rgb24": cv2.COLOR_RGB2GRAY}
 _PLANAR = {"nv12", "i420"}
 _SCALE = np.float32(1.0 / 255.0)
+_LINEAR, _AREA = cv2.INTER_LINEAR, cv2.INTER_AREA
 
 
 class Thumbnail:
@@ -35,6 +42,8 @@ class Thumbnail:
         if width < 1 or height < 1:
             raise UsageError(f"thumbnail size {width}x{height}: both must be >= 1")
         self.shape = (height, width)
+        self._mid_packed = np.zeros((2 * height, 2 * width, 3), np.uint8)
+        self._mid = np.zeros((2 * height, 2 * width), np.uint8)
         self._packed = np.zeros((height, width, 3), np.uint8)
         self._luma = np.zeros((height, width), np.uint8)
 
@@ -42,11 +51,13 @@ class Thumbnail:
         """Write the thumbnail of `frame` (the frame ring's layout) into `out`."""
         h, w = self.shape
         if pixel_format in _LUMA:
-            cv2.resize(frame, (w, h), dst=self._packed, interpolation=cv2.INTER_AREA)
+            cv2.resize(frame, (2 * w, 2 * h), dst=self._mid_packed, interpolation=_LINEAR)
+            cv2.resize(self._mid_packed, (w, h), dst=self._packed, interpolation=_AREA)
             cv2.cvtColor(self._packed, _LUMA[pixel_format], dst=self._luma)
         elif pixel_format == "gray" or pixel_format in _PLANAR:
             plane = frame if pixel_format == "gray" else frame[: frame.shape[0] * 2 // 3]
-            cv2.resize(plane, (w, h), dst=self._luma, interpolation=cv2.INTER_AREA)
+            cv2.resize(plane, (2 * w, 2 * h), dst=self._mid, interpolation=_LINEAR)
+            cv2.resize(self._mid, (w, h), dst=self._luma, interpolation=_AREA)
         else:
             raise UsageError(f"thumbnail of pixel format {pixel_format!r} is not implemented")
         np.copyto(out, self._luma)  # then scale in place: a mixed-type ufunc buffers
