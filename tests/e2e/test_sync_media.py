@@ -117,3 +117,37 @@ def test_speech_after_the_card_on_a_synchronised_scene_gives_no_warning(seed: in
     assert warnings == []
     assert sync["status"] == "no usable sync cues"
     assert sync["residual_offset_ms"] is None
+
+
+@needs_ffmpeg
+@pytest.mark.timeout(120)
+def test_a_reload_that_changes_the_cadence_keeps_the_monitor_measuring(
+    clapperboards: dict[float, Path],
+) -> None:
+    """The onset monitor takes the same input (a thumbnail of every frame) at every
+    cadence, so reloads switching the model between every frame and every 3rd frame
+    leave it measuring the 200 ms offset."""
+    import time
+
+    from avfuse.api import start
+    from avfuse.engine.model_slot import ModelOptions
+    from avfuse.engine.reconfig import Reconfig
+    from avfuse.engine.sources.media import MediaSource
+
+    src = MediaSource(str(clapperboards[DELAY_MS]), sample_rate=16000, realtime=True)
+    session = start(sources=[src], sinks=[], duration_s=14.0)
+    try:
+        name = session.pipeline.slots[0].name
+        for every in (1, 3, 1):
+            time.sleep(2.0)
+            rc = Reconfig(options={name: ModelOptions(every_frames=every)}, summary=f"{every}")
+            session.pipeline.request_reconfig(rc)
+            assert rc.done.wait(10) and rc.error is None, rc.error
+        res = session.wait(60)
+    finally:
+        session.stop()
+    assert res is not None
+    sync = res.summary.streams[0]["av_sync"]
+    print(sync)
+    assert sync["status"] == "misaligned"
+    assert abs(sync["residual_offset_ms"] - DELAY_MS) <= 15
