@@ -8,7 +8,7 @@ thread rather than from the callback because the sink's ingest (ring write plus 
 bookkeeping) is code we do not control, and because the callback then never waits on
 Python work of anyone else; the cost is one block copy. The callback rings a doorbell
 (one non-blocking queue put) and the thread sleeps on it, so it wakes once per block
-rather than on a timer: polling every 4 ms cost 2.5 % of a core on a 2-core VM.
+rather than on a timer: polling every 4 ms cost 2 points more of a core on a 2-core VM.
 
 Time: PortAudio reports `inputBufferAdcTime` (when the block's first sample hit the
 converter) and `currentTime` on the stream clock; the callback maps it onto
@@ -313,7 +313,7 @@ class MicrophoneSource(Source):
         host = int(self._host[row])
         if math.isnan(adc):  # no stream clock: smooth the host arrival times instead
             host = round(self._clock.update(host * 1e-9, x.shape[0], self._gap[row]) * 1e9)
-        else:  # smooth the ADC time; keep the stream-clock -> host offset of this callback
+        else:  # smooth the ADC time; map it to the host by the floor of the clock offsets
             offset_s = self._clock.host_offset((host - round(adc * 1e9)) * 1e-9, x.shape[0])
             adc = self._clock.update(adc, x.shape[0], self._gap[row])
             host = round((adc + offset_s) * 1e9)
