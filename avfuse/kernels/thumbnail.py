@@ -4,15 +4,17 @@ The onset monitor (engine/sync.py) times visual onsets from the mean absolute ch
 between consecutive frames, so it needs every frame, while a model with a cadence runs
 on every N-th only. Running the model's image kernel on the other frames cost 0.3 ms a
 frame with the numpy kernels on a 2-core VM (0.9 % of a core at 30 fps); this thumbnail
-costs about 60 us of CPU for a 320x240 frame and the same for any larger one. Brightness
-is in fractions of full scale (0..1), the unit of the monitor's thresholds.
+costs about 46 us of CPU for a 320x240 frame and about 20 us for 640x480 to 1920x1080.
+Brightness is in fractions of full scale (0..1), the unit of the monitor's thresholds.
 
-Two OpenCV passes on uint8: a bilinear resize to 64x48 (2x2 source pixels per output
-pixel, whatever the frame's size), then an area average 2x down to 32x24, so each
-thumbnail pixel averages 16 source pixels (sensor noise of 3 levels moves the mean
-frame difference by about 1.2 levels, a tenth of an onset). One area pass straight from
-the frame averages every pixel but cost 255 us (OpenCV's generic area path and its
-worker threads), more than the model's own kernel.
+Two OpenCV passes on uint8: a bilinear resize to 64x48 (each output pixel reads one to
+four source pixels, whatever the frame's size), then an area average 2x down to 32x24,
+so each thumbnail pixel averages 4 to 16 source pixels. With sensor noise of 3 levels
+the mean difference of two frames of a still scene is 1.2 levels at 320x240 and 0.6-0.8
+at larger sizes, against 3.8 for an onset (`SyncConfig.video_rise`, 0.015); one pixel
+per thumbnail pixel would give 3.4. One area pass straight from the frame averages every
+pixel but cost 255 us (OpenCV's generic area path and its worker threads), more than
+the model's own kernel.
 
     bgr24 / rgb24   both passes on the packed frame, then luma (cv2.cvtColor on 32x24)
     gray            both passes
