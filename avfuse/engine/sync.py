@@ -8,7 +8,8 @@ with the next sound and taking a median (the earlier design) reported whatever l
 speech had, and advised an offset (``--av-offset-ms 526``) that breaks a synchronised file.
 
 Onsets. Visual: the mean absolute difference of consecutive frames (fraction of full
-brightness) rises past `video_rise`; not after a gap in the frames (not timed). Audio: a
+brightness; the pipeline feeds a 32x24 luma thumbnail of every frame,
+kernels/thumbnail.py) rises past `video_rise`; not after a gap in the frames (not timed). Audio: a
 mel column's energy rises `audio_rise_db` over a running floor, timed at the column where
 the rise began. Both have hysteresis (the sound must fall to within a quarter of the rise,
 so a tone that ends in a click is one onset) and a refractory time.
@@ -318,7 +319,8 @@ class SyncMonitor:
 
     # ------------------------------------------------------------------ inputs
     def push_video(self, t: float, image: np.ndarray) -> None:
-        """A pre-processed frame (C, H, W) shown at stream time `t` (s)."""
+        """A frame of `image_shape` (a thumbnail, or a model's input scaled by
+        `video_scale`) shown at stream time `t` (s)."""
         cfg = self.config
         dt = t - self._t_prev  # nan for the first frame
         if dt > 0:
