@@ -165,6 +165,7 @@ class Lane:
         )
         self.sync: SyncMonitor | ContentSyncMonitor | None = None
         self._thumb: Thumbnail | None = None
+        self._sync_image: np.ndarray | None = None  # the onset monitor's thumbnail buffer
         if (
             config.sync_monitor
             and config.sync_method == "content"
@@ -185,6 +186,7 @@ class Lane:
         ):
             # every frame goes to it as a thumbnail, whatever the cadence (`_sync_frame`)
             self._thumb = Thumbnail()
+            self._sync_image = np.zeros(self._thumb.shape, np.float32)
             self.sync = SyncMonitor(
                 configured_offset_ms=config.av_offset_ms,
                 hop_s=a.hop_length / a.sample_rate,
@@ -204,7 +206,6 @@ class Lane:
         self.takes_video = mode in ("fused", "video")
         self._every = max(1, slot.options.every_frames or m.cadence.every_frames or 1)
         self._offered = 0
-        self._sync_image: np.ndarray | None = None  # made for the onset monitor's first frame
         spec = slot.video_spec
         self._stack = None
         if spec is not None and len(spec.shape or ()) == 5:  # [batch, frames, ...]: a stack
@@ -282,17 +283,15 @@ class Lane:
         order, while the frame is still in the ring; the pipeline is not woken for it. The
         same input at any cadence keeps the monitor's state valid across a reload that
         changes the cadence."""
-        fr, thumb = self.stream.ingest.frame_ring, self._thumb
-        if thumb is None or fr is None or not fr.valid(seq):
+        fr, thumb, image = self.stream.ingest.frame_ring, self._thumb, self._sync_image
+        if thumb is None or image is None or fr is None or not fr.valid(seq):
             return
-        if self._sync_image is None:
-            self._sync_image = np.zeros(thumb.shape, np.float32)
         st = self.stream
         fmt = st.video_format.pixel_format if st.video_format else "bgr24"
-        thumb(fr.view(seq), fmt, self._sync_image)
+        thumb(fr.view(seq), fmt, image)
         if fr.valid(seq):  # not overwritten while we read it
             assert self.sync is not None  # caller checks
-            self.sync.push_video(st.ingest.stream_time_s(t), self._sync_image)
+            self.sync.push_video(st.ingest.stream_time_s(t), image)
 
     def on_history(self, src: Item, end: int, now: int) -> None:
         """A chained lane: its source model made output `end` (an item at its cadence)."""

@@ -37,33 +37,22 @@ def scene_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _cmd(source: str, truth: Path, tmp: Path, *extra: str) -> list[str]:
+    """`avfuse run` on `source`, scored against `truth`, records and metrics under `tmp`."""
+    return [
+        sys.executable, "-m", "avfuse.cli", "run", "--source", source, "--truth", str(truth),
+        "--sink", f"jsonl:{tmp / 'events.jsonl'}", "--metrics", str(tmp / "metrics.json"),
+        "--quiet", *extra,
+    ]  # fmt: skip
+
+
 def _run(source: str, truth: Path, tmp: Path, *extra: str) -> tuple[dict, list[dict]]:
-    events = tmp / "events.jsonl"
-    metrics = tmp / "metrics.json"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "avfuse.cli",
-            "run",
-            "--source",
-            source,
-            "--truth",
-            str(truth),
-            "--sink",
-            f"jsonl:{events}",
-            "--metrics",
-            str(metrics),
-            "--quiet",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
+        _cmd(source, truth, tmp, *extra), capture_output=True, text=True, timeout=240
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    records = [json.loads(x) for x in events.read_text().splitlines()]
-    return json.loads(metrics.read_text()), records
+    records = [json.loads(x) for x in (tmp / "events.jsonl").read_text().splitlines()]
+    return json.loads((tmp / "metrics.json").read_text()), records
 
 
 def _sync_warnings(records: list[dict]) -> list[dict]:
@@ -105,25 +94,7 @@ def _wait_until_bound(port: int, proc: subprocess.Popen, timeout: float = 60.0) 
 def _udp_run(url: str, truth: Path, tmp: Path, *extra: str) -> subprocess.Popen:
     tmp.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "avfuse.cli",
-            "run",
-            "--source",
-            url,
-            "--truth",
-            str(truth),
-            "--sink",
-            f"jsonl:{tmp / 'events.jsonl'}",
-            "--metrics",
-            str(tmp / "metrics.json"),
-            "--quiet",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        _cmd(url, truth, tmp, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
