@@ -21,8 +21,8 @@ from avfuse.api import run
 from avfuse.backends.ort import auto_threads
 from avfuse.engine.ingest import AUDIO_EARLY_NS, Ingest, IngestConfig
 from avfuse.engine.pipeline import PipelineConfig
-from avfuse.engine.sources.base import AudioFormat, VideoFormat
-from avfuse.engine.sources.synthetic import WAKE_SLACK_NS, SyntheticSource
+from avfuse.engine.sources.base import WAKE_SLACK_NS, AudioFormat, VideoFormat
+from avfuse.engine.sources.synthetic import SyntheticSource
 
 pytestmark = pytest.mark.timeout(120)
 

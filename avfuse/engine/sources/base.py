@@ -38,6 +38,13 @@ StatusKind = Literal[
 ]
 
 
+#: a source paced to wall time (a synthetic scene, a file with realtime=True) delivers an
+#: item up to this late to serve it in the wake-up of the next one, as an OS timer slack
+#: does (a 20 ms block and a 30 fps frame due 6.7 ms apart: 5 wake-ups per 100 ms, not 7):
+#: on this VM a wake-up costs more than the work of delivering a block
+WAKE_SLACK_NS = 8_000_000
+
+
 @dataclass(frozen=True, kw_only=True)
 class AudioFormat:
     """What an audio source delivers."""

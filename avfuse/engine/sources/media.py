@@ -11,7 +11,8 @@ are sized once.
 
 Files are not live: they are delivered as fast as the sink takes them, stamped on a
 virtual host clock (`origin_ns + PTS offset`, `origin_ns` the monotonic time at
-start), or paced to wall time with `realtime=True`. A file's audio is timed by its
+start), or paced to wall time with `realtime=True` (decoded in bursts, each frame
+delivered at its time: `playout`). A file's audio is timed by its
 sample count from the first timestamp, so that a demuxer's misplaced PTS after a
 rate change do not read as gaps, and frames the video decoder holds are drained when
 the video pauses or ends before the audio (both in `media_timing`). Network
@@ -53,7 +54,8 @@ from avfuse.engine.sources.media_errors import (
     read_error,
     truncated_warning,
 )
-from avfuse.engine.sources.media_timing import HeldVideo, PtsChecker, SampleClock, pace_until
+from avfuse.engine.sources.media_timing import HeldVideo, PtsChecker, SampleClock
+from avfuse.engine.sources.playout import PlayoutBuffer
 from avfuse.errors import SourceError, StreamFormatError, UsageError
 from avfuse.redact import redact
 
@@ -299,7 +301,14 @@ class _Reader:
 
     def __init__(self, source: MediaSource, sink: FrameSink) -> None:
         self.src = source
-        self.sink = sink
+        # A file played in real time goes through a playout buffer: decoded in bursts,
+        # each frame still delivered at its host time (see `playout`).
+        self.playout = (
+            PlayoutBuffer(sink, source.stopping, sample_rate=source.config.sample_rate)
+            if source.config.realtime and not source.live
+            else None
+        )
+        self.sink: FrameSink = self.playout if self.playout is not None else sink
         self.resampler: av.AudioResampler | None = None  # made for the first audio frame
         self.audio_in: tuple[int, str, str] | None = None  # (rate, layout, sample format)
         self.origin_s: float | None = None
@@ -387,10 +396,7 @@ class _Reader:
         dev = t - self.origin_s
         if self.src.live:
             return dev, time.monotonic_ns()
-        host_ns = self.origin_ns + round(dev * 1e9)
-        if self.src.config.realtime:
-            pace_until(host_ns, self.src.stopping)
-        return dev, host_ns
+        return dev, self.origin_ns + round(dev * 1e9)
 
     def read_all(self) -> str:
         """Demux until the end, a stop request or a read failure; returns why it stopped.
@@ -422,12 +428,18 @@ class _Reader:
                         self._on_audio(frame)
                     elif self.held is None or self.held.keep(frame):
                         self._on_video(frame)
+                if self.playout is not None and not self.playout.pump():
+                    return "stopped"
         except (av.error.FFmpegError, OSError) as e:
             if src.live:
                 return read_error(e, src.config)
+            if self.playout is not None:  # what was read before the error is delivered
+                self.playout.finish()
             raise file_read_error(e, src.shown, self.end_s) from None
         if self.resampler is not None:
             self._deliver_audio(self.resampler.resample(None))
+        if self.playout is not None and not self.playout.finish():
+            return "stopped"
         if src.live:
             return "the sender ended the stream"
         short = truncated_warning(streams, self.origin_s or 0.0, self.end_s, src.shown)

@@ -5,7 +5,6 @@ or (after a rate change) disagree with the samples they hold, and its video deco
 keeps the last few frames until more video comes. These helpers make what MediaSource
 delivers follow the media rather than the demuxer's quirks:
 
-- `pace_until` sleeps to a frame's host time when a file is played in real time;
 - `PtsChecker` counts and reports a stream's timestamp gaps and regressions (never
   reorders or fills them);
 - `SampleClock` times a file's audio by its sample count from an anchor, so that
@@ -19,19 +18,8 @@ clock is MediaSource's.
 
 from __future__ import annotations
 
-import threading
-import time
-
 import av
 import av.error
-
-
-def pace_until(target_ns: int, stopping: threading.Event) -> bool:
-    """Sleep until monotonic time reaches `target_ns` (never earlier); False if stopped."""
-    while (left := target_ns - time.monotonic_ns()) > 0:
-        if stopping.wait(left / 1e9 + 1e-4):
-            return False
-    return True
 
 
 class PtsChecker:

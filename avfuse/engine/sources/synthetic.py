@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from avfuse.engine.sources.base import (
+    WAKE_SLACK_NS,
     AudioFormat,
     FrameSink,
     Source,
@@ -277,9 +278,6 @@ class SyntheticConfig:
 
 #: accepted ranges of the SyntheticConfig disturbances (the same as the demo's options)
 MAX_AV_OFFSET_MS = 10000.0
-#: a realtime scene delivers an item up to this late to serve it in the wake-up of the
-#: next one (a 20 ms block and a 30 fps frame due 6.7 ms apart: 5 wake-ups per 100 ms, not 7)
-WAKE_SLACK_NS = 8_000_000
 MAX_DRIFT_PPM = 10000.0
 MAX_JITTER_MS = 1000.0
 
