@@ -140,6 +140,30 @@ class _Series:
         return {c: self.data[: self.n, i] for i, c in enumerate(self.cols)}
 
 
+def next_wake(
+    now: float,
+    *,
+    times: tuple[float, ...],
+    pending: list[float],
+    quiet_until: float,
+    active: bool,
+) -> float:
+    """When the soak's loop next has something to do.
+
+    While a fault is active it is looked at every 0.2 s and the next one waits for its
+    window to close, so the next fault's time counts only when none is active: counting
+    it then made the loop spin (a wait of 0) from the moment that time passed until the
+    active fault settled, which took a core from the pipeline it measures (seen with
+    faults every 15 s, whose windows overlap the next fault's time).
+    """
+    wake = min(times)
+    if active:
+        return min(wake, now + 0.2)
+    if pending:
+        wake = min(wake, max(pending[0], quiet_until))
+    return wake
+
+
 def _sabotage(kind: str | None, rig: Rig, kept: list[Any]) -> None:
     """One deliberate defect per fault (see `SABOTAGE`)."""
     if kind == "fd":
@@ -439,11 +463,10 @@ class _Loop:
             if now >= next_say:
                 self._say(now, active)
                 next_say += cfg.progress_every_s
-            wake = min(next_sample, next_say, end, max(pending[0], quiet_until) if pending else end)
-            if active is not None:
-                wake = min(wake, now + 0.2)
+            wake = next_wake(now, times=(next_sample, next_say, end), pending=pending,
+                             quiet_until=quiet_until, active=active is not None)  # fmt: skip
             self._wake.wait(max(0.0, wake - time.monotonic()))
         return None
 
 
-__all__ = ["SABOTAGE", "SoakConfig", "run_soak"]
+__all__ = ["SABOTAGE", "SoakConfig", "next_wake", "run_soak"]

@@ -178,3 +178,15 @@ def test_the_process_sampler_sees_an_fd_this_process_opens(tmp_path) -> None:
     fields = ProcessSampler.FIELDS
     assert during[fields.index("fds")] == before[fields.index("fds")] + 1
     assert before[fields.index("rss_mb")] > 0 and before[fields.index("threads_os")] >= 1
+
+
+def test_the_soak_loop_does_not_spin_while_a_fault_settles_past_the_next_ones_time() -> None:
+    """A fault still settling when the next is due: the loop looks again in 0.2 s, not
+    at once (the next fault's time, already past, made it spin and starve the pipeline)."""
+    from avfuse.bench.soak_run import next_wake
+
+    now = 100.0
+    kw = dict(times=(101.0, 130.0, 200.0), pending=[90.0], quiet_until=95.0)
+    assert next_wake(now, active=True, **kw) == pytest.approx(100.2)
+    assert next_wake(now, active=False, **kw) == 95.0  # no fault active: inject now
+    assert next_wake(now, active=False, **{**kw, "pending": []}) == 101.0

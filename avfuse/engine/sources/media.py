@@ -38,6 +38,7 @@ import av.error
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from avfuse.engine.heap import trim_heap
 from avfuse.engine.sources.base import (
     AudioFormat,
     FrameSink,
@@ -261,6 +262,8 @@ class MediaSource(Source):
                     return
                 sink.status(SourceStatus(kind="reconnected", source=self.name))
                 reader.reset_after_reconnect()
+                # the old container's buffers are freed: give their pages back (see heap)
+                trim_heap()
         finally:
             self._release()
 
