@@ -58,7 +58,8 @@ from avfuse.engine.records import FaultRecord, WarningRecord
 from avfuse.engine.ring import FrameRing, SampleRing
 from avfuse.engine.sources.base import AudioFormat, SourceStatus, VideoFormat
 
-#: realtime playback of a file lets an audio block in up to this long before its time, so
+#: realtime playback of a file that does not pace itself (SourceInfo.paced) lets an audio
+#: block in up to this long before its time, so
 #: the reader serves the blocks demuxed between two frames in the frame's wake-up instead
 #: of one wake-up each (a wake-up costs more than a block's work; benchmarks/cpu_usage.py).
 #: Early audio only completes windows sooner; video keeps its exact pace.

@@ -89,7 +89,8 @@ def build_stream(
             audio_ring_s=ring_s,
             video_slots=slots,
             backpressure=not paced,
-            realtime=config.realtime,
+            # a source that paces itself is not paced again (see SourceInfo.paced)
+            realtime=config.realtime and not all(inf.paced for inf in infos),
             arrival_stamped=any(inf.arrival_stamped for inf in infos),
             shared_timeline=(a_src is not None and a_src == v_src and infos[a_src].arrival_stamped),
         ),

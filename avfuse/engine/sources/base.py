@@ -74,6 +74,10 @@ class SourceInfo:
     live: bool  # paced by a device (True) or readable as fast as wanted (False)
     #: host times are arrival times of packets (a network stream): never early, often late
     arrival_stamped: bool = False
+    #: delivers each item at its host time by itself (a file played with realtime=True):
+    #: the pipeline must not pace it again. Pacing twice cost a second wake-up per frame,
+    #: to the first item's delivery delay after its host time.
+    paced: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

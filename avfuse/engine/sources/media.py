@@ -219,7 +219,7 @@ class MediaSource(Source):
         self._container, self._astream, self._vstream = container, astream, vstream
         return SourceInfo(
             name=self.name, audio=audio_fmt, video=video_fmt, live=self.live,
-            arrival_stamped=self.live,
+            arrival_stamped=self.live, paced=self.live or cfg.realtime,
         )  # fmt: skip
 
     def start(self, sink: FrameSink) -> None:

@@ -148,3 +148,30 @@ def test_bad_water_marks_are_refused() -> None:
     clock = FakeTime()
     with pytest.raises(ValueError, match="low_s < high_s"):
         PlayoutBuffer(Arrivals(clock), clock, sample_rate=SR, low_s=0.2, high_s=0.1)
+
+
+@pytest.mark.parametrize("source_paces", [True, False])
+def test_a_realtime_file_is_paced_once(tmp_path, source_paces: bool) -> None:
+    """A file that plays itself out in real time is not paced again by the ingest (which
+    slept a second time per frame, to the first item's delivery delay after its host
+    time); one that does not pace itself still is, when the pipeline runs in real time."""
+    from avfuse.assets import default_model_path
+    from avfuse.engine.pipeline import PipelineConfig
+    from avfuse.engine.sources.media import MediaSource
+    from avfuse.engine.stream_build import build_stream
+    from avfuse.manifest import load_manifest
+    from tests.fixtures.ffmpeg import write_testsrc_file
+
+    path = write_testsrc_file(tmp_path / "t.mp4", seconds=0.5)
+    src = MediaSource(path, sample_rate=SR, realtime=source_paces)
+    stream = build_stream(
+        index=0,
+        sources=[src],
+        manifests=[load_manifest(default_model_path())],
+        config=PipelineConfig(realtime=True),
+    )
+    try:
+        assert src.info.paced is source_paces
+        assert stream.ingest.config.realtime is (not source_paces)
+    finally:
+        src.stop()
