@@ -449,6 +449,12 @@ class _Loop:
             if pending and max(pending[0], quiet_until) > end - self.tail_s + TICK_MARGIN_S:
                 self.skipped += len(pending)  # delayed too far: no time left to recover
                 pending.clear()
+            # sample before a fault due at the same moment: a sample taken just after the
+            # injection carries the injection's time and counted as before the fault (an
+            # fd the killed stream had closed became the fd baseline)
+            if now >= next_sample and tick is not None:
+                self._sample(now, tick)
+                next_sample += cfg.sample_every_s
             if active is None and pending and now >= max(pending[0], quiet_until):
                 pending.pop(0)
                 kind = kinds[len(self.done) % len(kinds)]
@@ -457,9 +463,6 @@ class _Loop:
                 active.inject(tick)
                 self.done.append(active)
                 _sabotage(cfg.sabotage, rig, self.kept)
-            if now >= next_sample and tick is not None:
-                self._sample(now, tick)
-                next_sample += cfg.sample_every_s
             if now >= next_say:
                 self._say(now, active)
                 next_say += cfg.progress_every_s
