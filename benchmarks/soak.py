@@ -114,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = dt.datetime.now(dt.timezone.utc)
     m = machine()
+    commit = git_commit()  # the code that runs: read before, not after, half an hour of it
     result = run_soak(cfg)
     record = {
-        "commit": git_commit(),
+        "commit": commit,
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
