@@ -76,6 +76,10 @@ class PlayoutBuffer:
         # before them (due_ns None)
         self._queue: deque[tuple[int | None, str, object, float | None, int]] = deque()
         self._last_ns: int | None = None  # latest due time queued
+        # scratch lists reused by every delivery (no allocation per item)
+        self._kept: list[tuple[int | None, str, object, float | None, int]] = []
+        self._dues: list[int] = []
+        self._waiting: set[str] = set()
         #: bursts played out so far (the reader decoded in between): for tests and benchmarks
         self.bursts = 0
 
@@ -122,8 +126,10 @@ class PlayoutBuffer:
         follows its first sample (once its last sample is captured), so the queue is not
         in due order across modalities, only within each."""
         queue = self._queue
-        kept: list[tuple[int | None, str, object, float | None, int]] = []
-        waiting: set[str] = set()  # modalities with an item not yet due ahead in the queue
+        kept = self._kept
+        kept.clear()
+        waiting = self._waiting  # modalities with an item not yet due ahead in the queue
+        waiting.clear()
         while queue:
             item = queue.popleft()
             due, kind = item[0], item[1]
@@ -136,12 +142,14 @@ class PlayoutBuffer:
                 continue
             self._deliver(*item[1:])
         queue.extendleft(reversed(kept))
+        kept.clear()
 
     def _wake_at(self) -> int | None:
         """When to wake next: when the earliest item is due, or when the last of the items
         due within the slack after it is, so that one wake-up serves them all (None: only
         statuses are queued)."""
-        dues = []
+        dues = self._dues
+        dues.clear()
         for due, kind, *_ in self._queue:
             if kind == "status":
                 break  # what follows a status waits for what comes before it
