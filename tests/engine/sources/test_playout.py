@@ -20,7 +20,6 @@ BLOCK = 341
 FRAME_NS = 33_333_333
 BLOCK_NS = BLOCK * 1_000_000_000 // SR
 FRAME = np.zeros((2, 2, 3), np.uint8)
-SAMPLES = np.zeros(BLOCK, np.float32)
 
 
 class FakeTime:
@@ -45,15 +44,18 @@ class FakeTime:
 
 
 class Arrivals:
-    """A FrameSink that notes (kind, host_ns, arrival_ns) of everything delivered."""
+    """A FrameSink that notes (kind, host_ns, arrival_ns) of everything delivered, and
+    every audio chunk's samples."""
 
     def __init__(self, clock: FakeTime) -> None:
         self.clock = clock
         self.got: list[tuple[str, int, int]] = []
+        self.chunks: list[tuple[int, int, np.ndarray]] = []  # (host_ns, arrival_ns, samples)
         self.statuses: list[tuple[SourceStatus, int]] = []
 
     def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
         self.got.append(("audio", host_ns, self.clock.now))
+        self.chunks.append((host_ns, self.clock.now, samples.copy()))
 
     def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
         self.got.append(("video", host_ns, self.clock.now))
@@ -62,19 +64,32 @@ class Arrivals:
         self.statuses.append((status, len(self.got)))
 
 
-def decode_order(seconds: float) -> list[tuple[str, int]]:
-    """(kind, host_ns) in the order a demuxer gives them: by time, audio and video mixed."""
-    items = [("video", k * FRAME_NS) for k in range(round(seconds * 30))]
-    items += [("audio", k * BLOCK_NS) for k in range(int(seconds * 1e9 // BLOCK_NS))]
+def decode_order(
+    seconds: float, *, video: bool = True, video_from_ns: int = 0
+) -> list[tuple[str, int]]:
+    """(kind, host_ns) in the order a demuxer gives them: by time, audio and video mixed.
+    Audio block k starts at sample k * BLOCK (its host time rounded down to the ns)."""
+    items = (
+        [("video", video_from_ns + k * FRAME_NS) for k in range(round(seconds * 30))]
+        if video
+        else []
+    )
+    blocks = int(seconds * SR) // BLOCK
+    items += [("audio", k * BLOCK * 1_000_000_000 // SR) for k in range(blocks)]
     return sorted(items, key=lambda it: it[1])
 
 
-def play(seconds: float, clock: FakeTime, *, on_pump=None) -> tuple[Arrivals, PlayoutBuffer]:
+def play(
+    seconds: float, clock: FakeTime, *, on_pump=None, **order
+) -> tuple[Arrivals, PlayoutBuffer]:
     sink = Arrivals(clock)
     buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock)
-    for kind, host in decode_order(seconds):
+    index = 0  # each block's samples are their own sample indices, to check what arrives
+    for kind, host in decode_order(seconds, **order):
         if kind == "audio":
-            buf.audio(SAMPLES, device_time_s=host / 1e9, host_ns=host)
+            block = np.arange(index, index + BLOCK, dtype=np.float32)
+            index += BLOCK
+            buf.audio(block, device_time_s=host / 1e9, host_ns=host)
         else:
             buf.video(FRAME, device_time_s=host / 1e9, host_ns=host)
         if on_pump is not None:
@@ -85,15 +100,81 @@ def play(seconds: float, clock: FakeTime, *, on_pump=None) -> tuple[Arrivals, Pl
     return sink, buf
 
 
-def test_every_item_arrives_once_captured_never_early_and_at_most_the_slack_late() -> None:
+def check_audio(sink: Arrivals, *, blocks: int) -> None:
+    """Every sample arrives once, in order, never before it was captured."""
+    samples = np.concatenate([c for _, _, c in sink.chunks])
+    np.testing.assert_array_equal(samples, np.arange(blocks * BLOCK, dtype=np.float32))
+    for host, arrival, chunk in sink.chunks:
+        first = int(chunk[0])
+        assert abs(host - first * 1_000_000_000 // SR) <= 1  # its first sample's time
+        assert host + len(chunk) * 1_000_000_000 // SR <= arrival + 1, (host, arrival)
+
+
+def test_audio_comes_with_each_frame_and_nothing_arrives_early() -> None:
+    """A capture card's delivery: at each frame's time, the audio captured up to then
+    (a block straddling that moment is split), so audio waits at most one frame
+    interval and the reader wakes once per frame, not also once per audio block."""
     clock = FakeTime()
     sink, _ = play(3.0, clock)
-    assert len(sink.got) == len(decode_order(3.0))
-    for kind, host, arrival in sink.got:
-        due = host + (BLOCK_NS if kind == "audio" else 0)  # a block once its last sample is
-        assert due <= arrival <= due + WAKE_SLACK_NS, (kind, host, arrival)
-    hosts = {k: [h for kk, h, _ in sink.got if kk == k] for k in ("audio", "video")}
-    assert all(np.diff(h).min() > 0 for h in hosts.values())  # each modality in order
+    blocks = int(3.0 * SR) // BLOCK
+    check_audio(sink, blocks=blocks)
+    for host, arrival, _ in sink.chunks:  # the first sample waits at most one frame
+        assert arrival - host <= FRAME_NS + WAKE_SLACK_NS, (host, arrival)
+    video = [(h, a) for k, h, a in sink.got if k == "video"]
+    assert len(video) == 90
+    assert all(h <= a <= h + WAKE_SLACK_NS for h, a in video)
+    assert np.diff([h for h, _ in video]).min() > 0
+    assert clock.sleeps <= 95  # one wake-up per frame (plus a few a wait returned early)
+    assert len(sink.chunks) <= 95  # and the audio of a wake-up goes out as one block
+
+
+def test_gathered_audio_does_not_bridge_a_gap() -> None:
+    """A missing block (a gap in the file's audio) must reach the sink as a gap: the
+    block gathered for a frame ends before it, so the ingest's gap detection sees it."""
+    clock = FakeTime()
+    sink = Arrivals(clock)
+    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock)
+    index = 0
+    for kind, host in decode_order(1.0):
+        if kind == "audio":
+            block = np.arange(index, index + BLOCK, dtype=np.float32)
+            index += BLOCK
+            if index // BLOCK == 20:
+                continue  # block 19 is missing
+            buf.audio(block, device_time_s=host / 1e9, host_ns=host)
+        else:
+            buf.video(FRAME, device_time_s=host / 1e9, host_ns=host)
+        buf.pump()
+    buf.finish()
+    for host, _, chunk in sink.chunks:
+        assert (np.diff(chunk) == 1).all(), host  # no chunk spans the missing samples
+    got = np.concatenate([c for _, _, c in sink.chunks])
+    assert len(got) == (index // BLOCK - 1) * BLOCK
+    assert 19 * BLOCK not in got and 20 * BLOCK in got
+
+
+def test_without_video_each_block_arrives_once_its_last_sample_is_captured() -> None:
+    clock = FakeTime()
+    sink, _ = play(3.0, clock, video=False)
+    blocks = int(3.0 * SR) // BLOCK
+    check_audio(sink, blocks=blocks)
+    assert len(sink.chunks) == blocks  # whole blocks, as a microphone delivers them
+    for host, arrival, chunk in sink.chunks:
+        due = host + len(chunk) * 1_000_000_000 // SR
+        assert due <= arrival <= due + WAKE_SLACK_NS, (host, arrival)
+
+
+def test_audio_does_not_wait_for_a_video_frame_far_ahead() -> None:
+    """Video that starts a second after the audio (or a track at a few frames a
+    second) must not hold the audio back until its first frame."""
+    clock = FakeTime()
+    sink, _ = play(2.0, clock, video_from_ns=1_000_000_000)
+    check_audio(sink, blocks=int(2.0 * SR) // BLOCK)
+    early = [(h, a, c) for h, a, c in sink.chunks if h < 900_000_000]
+    assert len(early) > 30
+    for host, arrival, chunk in early:
+        due = host + len(chunk) * 1_000_000_000 // SR
+        assert due <= arrival <= due + WAKE_SLACK_NS, (host, arrival)
 
 
 def test_decoding_comes_in_bursts_not_one_wake_up_per_frame() -> None:
@@ -102,12 +183,34 @@ def test_decoding_comes_in_bursts_not_one_wake_up_per_frame() -> None:
     HIGH_S of media, which bounds its memory."""
     clock = FakeTime()
     leads: list[int] = []
-    sink, buf = play(4.0, clock, on_pump=lambda b: leads.append(b._last_ns - clock.now))
+    sink, buf = play(4.0, clock, on_pump=lambda b: leads.append(b._lead(clock.now)))
     assert buf.bursts <= 4.0 * 15  # one per (HIGH_S - LOW_S) = 80 ms of media, 12.5/s
     assert buf.bursts >= 4.0 * 5  # and not one long burst (the buffer stays small)
     assert max(leads) <= HIGH_S * 1e9 + FRAME_NS
-    # one wake-up serves every item due within the slack of the first
-    assert clock.sleeps <= 0.8 * len(sink.got)
+    # one wake-up per frame: the audio goes out with the frames
+    assert clock.sleeps <= 1.05 * 4.0 * 30
+
+
+def test_a_video_track_that_ends_early_leaves_the_buffer_bounded() -> None:
+    """Video for the first second, audio for four (the hardening issue's short-video
+    file): once the frames stop, the audio leads the water marks, so the buffer does not
+    fill with the rest of the file's audio."""
+    clock = FakeTime()
+    sink = Arrivals(clock)
+    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock)
+    ahead: list[int] = []
+    for kind, host in decode_order(4.0):
+        if kind == "video" and host >= 1_000_000_000:
+            continue
+        if kind == "audio":
+            buf.audio(np.zeros(BLOCK, np.float32), device_time_s=None, host_ns=host)
+        else:
+            buf.video(FRAME, device_time_s=None, host_ns=host)
+        assert buf.pump()
+        ahead.append(host - clock.now)
+    buf.finish()
+    assert max(ahead) <= HIGH_S * 1e9 + 0.5e9 + BLOCK_NS  # 0.5 s: MAX_SKEW_NS
+    assert sum(len(c) for *_, c in sink.chunks) == (int(4.0 * SR) // BLOCK) * BLOCK
 
 
 def test_a_status_keeps_its_place_between_the_frames() -> None:
