@@ -22,13 +22,13 @@ import numpy as np
 
 from avfuse.engine.agreement import agreement_for
 from avfuse.engine.align import Aligner, AudioStepper, Window
-from avfuse.engine.content_hook import ContentSyncMonitor, content_audio, content_monitor_for
+from avfuse.engine.content_hook import ContentSyncMonitor
+from avfuse.engine.lane_sync import SyncFeed
 from avfuse.engine.late_audio import LateAudioWatch
 from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
 from avfuse.engine.records import Record
-from avfuse.engine.sync import SyncConfig, SyncMonitor
+from avfuse.engine.sync import SyncMonitor
 from avfuse.kernels.reference import AudioParams
-from avfuse.kernels.thumbnail import Thumbnail
 
 if TYPE_CHECKING:
     from avfuse.engine.model_slot import ModelSlot
@@ -163,41 +163,9 @@ class Lane:
             if self.aligner is not None and self.paced
             else None
         )
-        self.sync: SyncMonitor | ContentSyncMonitor | None = None
-        self._thumb: Thumbnail | None = None
-        self._sync_image: np.ndarray | None = None  # the onset monitor's thumbnail buffer
-        if (
-            config.sync_monitor
-            and config.sync_method == "content"
-            and mode == "fused"
-            and m.video is not None
-            and self.audio_buf is not None
-            and not any(lane.sync is not None for lane in stream.lanes)
-        ):
-            self.sync = content_monitor_for(config, stream.name, slot.name, a.sample_rate)
-        if self.sync is None and (
-            config.sync_monitor
-            and config.sync_method == "onsets"
-            and mode == "fused"
-            and isinstance(a, AudioParams)
-            and m.video is not None
-            and self.audio_buf is not None
-            and not any(lane.sync is not None for lane in stream.lanes)
-        ):
-            # every frame goes to it as a thumbnail, whatever the cadence (`_sync_frame`)
-            self._thumb = Thumbnail()
-            self._sync_image = np.zeros(self._thumb.shape, np.float32)
-            self.sync = SyncMonitor(
-                configured_offset_ms=config.av_offset_ms,
-                hop_s=a.hop_length / a.sample_rate,
-                image_shape=self._thumb.shape,
-                config=SyncConfig(tolerance_ms=config.sync_tolerance_ms),
-                source=stream.name,
-                video_scale=1.0,  # the thumbnail is in fractions of full brightness
-                model=slot.name,
-            )
-            self._energy = np.zeros(a.frames, np.float32)
-            self._audio_params = a
+        #: what this lane feeds the stream's A/V sync monitor (None: another lane or none)
+        self.sync_feed: SyncFeed | None = None
+        self.sync_feed = SyncFeed.for_lane(self, config)
         #: chained input name -> (ring, frames, init) (filled by the pipeline)
         self.histories: dict[str, tuple[Any, int, float]] = {}
         #: produced output name -> (ring, consumer lanes) (filled by the pipeline)
@@ -252,8 +220,9 @@ class Lane:
             self._reset_next = True
         k = self._offered
         self._offered += 1
-        if self._synced_at_pull:
-            self._sync_frame(seq, t)
+        feed = self.sync_feed
+        if feed is not None and feed.at_pull:
+            feed.pulled_frame(self, seq, t)
         if k % self._every:
             return
         self._held.add(seq)
@@ -270,28 +239,9 @@ class Lane:
         self._last_item_ns = t
 
     @property
-    def _synced_at_pull(self) -> bool:
-        """Whether the onset monitor takes every frame at pull time (see `_sync_frame`); the
-        content monitor takes the frames of its decisions, in step with their audio."""
-        return isinstance(self.sync, SyncMonitor)
-
-    def _sync_frame(self, seq: int, t: int) -> None:
-        """Every frame goes to the onset monitor, whatever the model's cadence: it times
-        video onsets from frame-to-frame change, and from every 3rd frame alone they came
-        up to two frames (67 ms) late. A 32x24 luma thumbnail (kernels/thumbnail.py; 46 us
-        against 0.3 ms for the model's numpy image kernel) is made at pull time, in frame
-        order, while the frame is still in the ring; the pipeline is not woken for it. The
-        same input at any cadence keeps the monitor's state valid across a reload that
-        changes the cadence."""
-        fr, thumb, image = self.stream.ingest.frame_ring, self._thumb, self._sync_image
-        if thumb is None or image is None or fr is None or not fr.valid(seq):
-            return
-        st = self.stream
-        fmt = st.video_format.pixel_format if st.video_format else "bgr24"
-        thumb(fr.view(seq), fmt, image)
-        if fr.valid(seq):  # not overwritten while we read it
-            assert self.sync is not None  # caller checks
-            self.sync.push_video(st.ingest.stream_time_s(t), image)
+    def sync(self) -> SyncMonitor | ContentSyncMonitor | None:
+        """The stream's A/V sync monitor, when this lane feeds it."""
+        return self.sync_feed.monitor if self.sync_feed is not None else None
 
     def on_history(self, src: Item, end: int, now: int) -> None:
         """A chained lane: its source model made output `end` (an item at its cadence)."""
@@ -588,10 +538,10 @@ class Lane:
                         self._records.append(warn)
                 if has_audio:
                     self._audio_into(dst, w, complete=res.missing == 0)
-                    if self.sync is not None and res.missing == 0:
+                    if self.sync_feed is not None and res.missing == 0:
                         # only whole windows: a window whose end has not arrived yet
                         # (live audio comes in bursts) would show a fake rise later
-                        self._sync_audio(it, w, dst)
+                        self._records.extend(self.sync_feed.window(self, it, w, dst))
                     tenth = self._rate // 10
                     it.level_dbfs = ing.audio_ring.level_dbfs(w.end_index - tenth, w.end_index)
             if not has_audio:
@@ -608,8 +558,8 @@ class Lane:
                         self._stack[:-1] = self._stack[1:]  # the oldest frame goes
                     img(fr.view(it.seq), fmt, target)
                     has_video = fr.valid(it.seq)  # not overwritten while we read it
-                    if has_video and self.sync is not None and not self._synced_at_pull:
-                        self.sync.push_video(ing.stream_time_s(it.time_ns), target)
+                    if has_video and self.sync_feed is not None:
+                        self.sync_feed.decided_frame(self, it, target)
                 if not has_video:
                     self.torn += 1
             if self._stack is not None:
@@ -640,24 +590,6 @@ class Lane:
             if smel is not None:
                 smel.invalidate()  # zeros where samples were missing: do not cache them
             kernel(self.audio_buf, dst)
-
-    def _sync_audio(self, it: Item, w: Window, mel: np.ndarray) -> None:
-        """Frame energies (dB) of the window's mel columns, timed in video time."""
-        assert self.sync is not None  # caller checks
-        if isinstance(self.sync, ContentSyncMonitor):  # raw samples on the audio's time line
-            self._records.extend(content_audio(self, it, w))
-            return
-        a = self._audio_params
-        np.mean(mel, axis=0, out=self._energy)
-        self._energy *= a.std
-        self._energy += a.mean
-        # the last column is centred n_fft/2 before the window end; the window's exact end
-        # is the frame time (the configured offset is already applied by the aligner)
-        st = self.stream
-        t_frame = st.ingest.stream_time_s(it.time_ns)
-        t_last = t_frame + (w.end_index - a.n_fft / 2 - w.exact_end_index) / a.sample_rate
-        self.sync.push_audio(t_last, self._energy)
-        self._records.extend(self.sync.poll())
 
     # ------------------------------------------------------------------ done
     def release(self, it: Item) -> None:
