@@ -17,7 +17,7 @@ from typing import Any
 
 from avfuse.errors import ManifestError
 from avfuse.kernels.waveform import WaveformParams
-from avfuse.manifest.parse import check_consistency, expected_shape
+from avfuse.manifest.consistency import check_consistency, expected_shape
 from avfuse.manifest.spec import Dim, Manifest, TensorSpec
 
 #: ONNX Runtime type strings -> manifest dtypes
