@@ -14,13 +14,8 @@ import pytest
 
 from avfuse.engine.pipeline import Pipeline
 from avfuse.engine.records import Event, Record, WarningRecord, records_schema
-from avfuse.engine.sinks import (
-    ConsoleSink,
-    JsonlSink,
-    VideoFileSink,
-    gui_available,
-    make_sink,
-)
+from avfuse.engine.sink_video import VideoFileSink, gui_available
+from avfuse.engine.sinks import ConsoleSink, JsonlSink, make_sink
 from avfuse.errors import UsageError
 from tests.engine.pipeline_kit import Collect, ScriptedSource, config
 
