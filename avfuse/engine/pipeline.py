@@ -48,6 +48,7 @@ from avfuse.engine.lane import Item, Lane
 from avfuse.engine.metrics import LatencyHistogram, Metrics
 from avfuse.engine.model_slot import ModelOptions, ModelSlot
 from avfuse.engine.pipeline_config import PipelineConfig
+from avfuse.engine.pipeline_figures import LATENCY_BOUNDS_MS, make_stats, snapshot, summary
 from avfuse.engine.postprocess import Decision
 from avfuse.engine.reconfig import Reconfig, apply_reconfig
 from avfuse.engine.records import (
@@ -68,8 +69,6 @@ from avfuse.errors import BackendError, UsageError
 from avfuse.kernels.warm import warm_kernels
 from avfuse.kernels.waveform import WaveformKernel
 
-#: `le` bounds (ms) of the latency histograms an exporter publishes
-LATENCY_BOUNDS_MS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0)
 #: backend failures in a row after which a run stops (one is a glitch, three a broken model)
 MAX_BACKEND_ERRORS = 3
 
@@ -501,86 +500,10 @@ class Pipeline:
             self.sink_set.call(s, "on_stats", stats)
 
     def _make_stats(self, fps: float) -> Stats:
-        return Stats(
-            fps=round(fps, 2),
-            frames=self.frames,
-            events=self.sink_set.events,
-            latency_p50_ms=round(self._interval.percentile(50), 3),
-            latency_p99_ms=round(self._interval.percentile(99), 3),
-            drops=sum(self.metrics.drops.values()),
-            streams=len(self.streams),
-            labels={
-                st.name if len(st.lanes) == 1 else f"{st.name}/{lane.slot.name}": (
-                    lane.post.current_label
-                )
-                for st in self.streams
-                for lane in st.lanes
-            },
-        )
+        return make_stats(self, fps)
 
     def _snapshot(self, stats: Stats) -> dict[str, Any]:
-        """The live figures, made on the pipeline's thread and published whole (an exporter
-        on another thread reads `self.snapshot`, never the live objects)."""
-        cap = self.metrics.hist["capture_to_ring"]  # the capture threads' own histograms
-        cap.reset()
-        for st in self.streams:
-            cap.merge(st.ingest.capture_to_ring)
-        stages = {}
-        for name, h in self.metrics.hist.items():
-            stages[name] = {
-                "count": h.count,
-                "sum_ms": h.total_ms,
-                "le": list(zip(LATENCY_BOUNDS_MS, h.cumulative(LATENCY_BOUNDS_MS), strict=True)),
-            }
-        streams = []
-        for st in self.streams:
-            ing = st.ingest
-            d: dict[str, Any] = {
-                "name": st.name,
-                "frames": sum(lane.frames for lane in st.lanes),
-                "audio_up": ing.audio_up,
-                "video_up": ing.video_up,
-                "video_absent": st.video_absent,
-                "waiting": st.waiting,
-                "events": self.sink_set.events_by_stream.get(st.name, 0),
-                "counters": {
-                    **ing.counters,
-                    **{k: v for k, v in ing.stats().items() if k.endswith("_overruns")},
-                },
-                "drops": st.drops(),
-            }
-            if ing.audio_clock is not None:
-                d["audio_clock"] = ing.audio_clock.model.stats()
-            if ing.video_clock is not None:
-                d["video_clock"] = ing.video_clock.stats()
-            sync = next((lane.sync for lane in st.lanes if lane.sync is not None), None)
-            if sync is not None:
-                d["av_sync"] = sync.summary()
-            streams.append(d)
-        models = [
-            {
-                "name": slot.name,
-                "frames": slot.frames,
-                "batches": slot.batches,
-                "backend_errors": slot.backend_errors,
-                "queued": slot.scheduler.pending() if slot.scheduler is not None else 0,
-            }
-            for slot in self.slots
-        ]
-        return {
-            "time_ns": now_ns(),
-            "stats": stats.to_dict(),
-            "frames": self.frames,
-            "events": self.sink_set.events,
-            "wakeups": self.wakeups,
-            "drops": dict(self.metrics.drops),
-            "sink_errors": self.metrics.counters.get("sink_errors", 0),
-            "backend_errors": self.metrics.counters.get("backend_errors", 0),
-            "stages": stages,
-            "streams": streams,
-            "models": models,
-            "running": not self._closed,
-        }
+        return snapshot(self, stats)
 
     def _finish(self) -> None:
         """Stop sources, flush post-processing, send the summary, close the sinks. Once."""
@@ -615,35 +538,7 @@ class Pipeline:
             self.sink_set.close()
 
     def _summary(self) -> Summary:
-        cap = self.metrics.hist["capture_to_ring"]
-        cap.reset()
-        for st in self.streams:
-            cap.merge(st.ingest.capture_to_ring)
-        drops = dict(self.metrics.drops)
-        for st in self.streams:
-            for k, v in st.drops().items():
-                if v:
-                    drops[k] = drops.get(k, 0) + v
-        m = self.metrics.as_dict()
-        t0 = getattr(self, "_t_begin", now_ns())
-        return Summary(
-            frames=self.frames,
-            events=self.sink_set.events,
-            drops=drops,
-            sink_errors=self.metrics.counters.get("sink_errors", 0),
-            latency_ms=m["latency_ms"],
-            wall_s=round((now_ns() - t0) / 1e9, 3),
-            batches=sum(slot.batches for slot in self.slots),
-            wakeups=self.wakeups,
-            streams=tuple(st.summary() for st in self.streams),
-            models=tuple(
-                {"name": slot.name, "frames": slot.frames, "batches": slot.batches}
-                for slot in self.slots
-            ),
-            sinks=tuple(f for s in self.sink_set.sinks if (f := s.figures()) is not None),
-            stopped_by=self.stopped_by,
-            model="+".join(slot.name for slot in self.slots),
-        )
+        return summary(self)
 
     @property
     def sinks(self) -> list[Sink]:
@@ -670,4 +565,4 @@ class Pipeline:
         return self.metrics.table()
 
 
-__all__ = ["ModelOptions", "Pipeline", "PipelineConfig", "SinkFailure"]
+__all__ = ["LATENCY_BOUNDS_MS", "ModelOptions", "Pipeline", "PipelineConfig", "SinkFailure"]
