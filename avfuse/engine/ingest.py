@@ -169,6 +169,11 @@ class Ingest:
         #: the consumer wants a ring once a frame with this sequence number is written
         #: (a model on every 3rd frame needs no wake-up for the two between)
         self.wake_video_seq = 0
+        #: False while a lane of the stream reads audio on its own cadence: its audio is
+        #: then wanted on time, not with the next frame a model runs on
+        self.video_paces_audio = True
+        #: the consumer takes every this-many-th frame from `wake_video_seq` on (1: each)
+        self.video_cadence = 1
         self._closed = threading.Event()
         #: which ring a back-pressured write is waiting on ("audio", "video"), or None
         self.blocked_on: str | None = None
@@ -430,6 +435,27 @@ class Ingest:
         if seq >= self.wake_video_seq:
             self.bell.ring()
 
+    def frames_not_awaited(self) -> int:
+        """How many of the next frames no consumer wakes up for (`wake_video_seq`).
+
+        A file played in real time may hand them over with the frame after them: late by
+        at most that many frame intervals, never early, and with one wake-up of the
+        reader for the group instead of one per frame. 0 (each frame on time) when a
+        lane wants every frame, or audio on its own cadence, or the stream is not paced.
+        Read on the source's thread: a stale `wake_video_seq` (the consumer has not
+        pulled the awaited frame yet) is moved on by `video_cadence`; a wrong guess only
+        costs a wake-up, as no frame is ever delivered before its time.
+        """
+        ring = self.frame_ring
+        if ring is None or not self.video_paces_audio:
+            return 0
+        wake, head, every = self.wake_video_seq, ring.head, self.video_cadence
+        if head > wake and every > 1:
+            # the awaited frame is written and the consumer has not said the next one
+            # yet (it runs on another thread): it is a cadence further on
+            wake += -(-(head - wake) // every) * every
+        return max(0, wake - head)
+
     def _through_audio(self, device_time_s: float) -> int | None:
         """A frame's host time through the audio clock (one container's PTS timeline).
 
@@ -607,6 +633,10 @@ class IngestPort:
     def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
         if self._video:
             self._ingest.video(frame, device_time_s=device_time_s, host_ns=host_ns)
+
+    def frames_not_awaited(self) -> int:
+        """See `Ingest.frames_not_awaited` (0 when this port does not take video)."""
+        return self._ingest.frames_not_awaited() if self._video else 0
 
     def status(self, status: SourceStatus) -> None:
         if status.modality is None and self._only is not None:

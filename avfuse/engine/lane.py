@@ -428,6 +428,12 @@ class Lane:
             return self._next_seq  # these look at every frame
         return self._next_seq + (-self._offered) % self._every
 
+    def cadence_frames(self) -> int:
+        """Every how many frames this lane queues one (1 while it looks at every frame)."""
+        if self._audio_only_until is not None or self._gate_hold:
+            return 1
+        return self._every
+
     def wake_index(self) -> int:
         """The audio index worth waking the pipeline for, for this lane."""
         ing, al = self.stream.ingest, self.aligner

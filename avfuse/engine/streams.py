@@ -256,6 +256,10 @@ class Stream:
             # will take need no wake-up; a file's back-pressure needs every one
             seqs = [lane.wake_seq() for lane in self.lanes if lane.takes_video]
             if seqs and self.paced:
+                ing.video_paces_audio = not any(lane.mode == "audio" for lane in self.lanes)
+                ing.video_cadence = min(
+                    lane.cadence_frames() for lane in self.lanes if lane.takes_video
+                )
                 wake = ing.wake_video_seq = min(seqs)
                 if ing.frame_ring.head > wake:  # written while the wake-up was higher
                     ing.bell.ring()

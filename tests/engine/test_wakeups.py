@@ -139,3 +139,152 @@ def test_the_bundled_model_decides_ten_times_a_second_at_30_fps() -> None:
     from avfuse.manifest import load_manifest
 
     assert load_manifest(default_model_path()).cadence.every_frames == 3
+
+
+class _CountingStop:
+    """A source's stop flag that counts the waits on it (each is one reader wake-up)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._event = threading.Event()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return self._event.wait(timeout)
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+
+def test_a_realtime_file_wakes_its_reader_for_the_frames_a_model_runs_on(tmp_path) -> None:
+    """The bundled model takes every 3rd frame, so the playout hands the two between over
+    with the next one it takes: about one reader wake-up per decision, not one per frame
+    (0.85 a frame before), and the decisions are not later for it."""
+    from avfuse.engine.sources.media import MediaSource
+    from tests.fixtures.ffmpeg import write_testsrc_file
+
+    path = write_testsrc_file(tmp_path / "t.mp4", seconds=3.0, sample_rate=48000)
+    src = MediaSource(path, sample_rate=FS, realtime=True)
+    stop = _CountingStop()
+    src.stopping = stop  # type: ignore[assignment]
+    res = run(sources=[src], sinks=[], config=PipelineConfig(realtime=True))
+    frames = res.summary.streams[0]["video_frames"]
+    assert frames >= 85
+    assert abs(res.summary.frames - frames / 3) <= 2
+    assert stop.waits <= 0.5 * frames, (stop.waits, frames)
+    # a decision still follows its frame at once (frames arriving 2 intervals late
+    # would show as ~67 ms here)
+    assert res.summary.latency_ms["end_to_end"]["p50"] < 30.0
+
+
+def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
+    tmp_path,
+) -> None:
+    """A model on the audio's own cadence (a 512-sample window) wants its audio on time,
+    so beside the bundled model the playout keeps one wake-up per frame (the audio goes
+    out with each) instead of handing frames over in threes."""
+    from avfuse.assets import default_model_path
+    from avfuse.backends import create_backend
+    from avfuse.engine.sources.media import MediaSource
+    from avfuse.manifest import load_manifest
+    from tests.fixtures.ffmpeg import write_testsrc_file
+    from tests.fixtures.graphs import load, waveform_window, write
+
+    path = write_testsrc_file(tmp_path / "t.mp4", seconds=3.0, sample_rate=48000)
+    src = MediaSource(path, sample_rate=FS, realtime=True)
+    stop = _CountingStop()
+    src.stopping = stop  # type: ignore[assignment]
+    bes = [
+        create_backend("ort", threads=1).load(load_manifest(default_model_path())),
+        load(write(tmp_path / "window", waveform_window())),
+    ]
+    try:
+        res = run(sources=[src], backend=bes, sinks=[], config=PipelineConfig(realtime=True))
+    finally:
+        for be in bes:
+            be.close()
+    frames = res.summary.streams[0]["video_frames"]
+    assert frames >= 85
+    assert stop.waits >= 0.8 * frames, (stop.waits, frames)
+
+
+def test_a_port_without_video_or_a_lane_on_audio_cadence_awaits_every_frame() -> None:
+    from avfuse.engine.ingest import IngestPort
+
+    ing = Ingest(
+        name="f",
+        audio=AudioFormat(sample_rate=FS),
+        video=VideoFormat(width=8, height=6, fps=30.0),
+        live=False,
+        config=IngestConfig(realtime=True, backpressure=False),
+    )
+    port = IngestPort(ing, audio=True, video=True)
+    assert port.frames_not_awaited() == 0  # before the pipeline said what it waits for
+    ing.wake_video_seq = 3  # the pipeline wants frame 3: frames 0, 1, 2 need no wake-up
+    assert port.frames_not_awaited() == 3
+    ing.video_paces_audio = False  # an audio-driven lane in the stream
+    assert port.frames_not_awaited() == 0
+    ing.video_paces_audio = True
+    assert IngestPort(ing, audio=True, video=False).frames_not_awaited() == 0
+
+
+def test_a_stale_awaited_frame_is_moved_on_by_the_cadence() -> None:
+    """The source reads the hint right after writing the awaited frame, before the
+    pipeline has pulled it and said the next one: on a cadence of 3 the next awaited
+    frame is 3 on (without this, every group cost two wake-ups: 61 for 90 frames)."""
+    ing = Ingest(
+        name="f",
+        audio=None,
+        video=VideoFormat(width=8, height=6, fps=30.0),
+        live=False,
+        config=IngestConfig(realtime=True, backpressure=False),
+    )
+    ing.wake_video_seq, ing.video_cadence = 3, 3
+    frame = np.zeros((6, 8, 3), np.uint8)
+    for k in range(4):  # seqs 0..3 written; 3 was awaited
+        ing.video(frame, device_time_s=k / 30, host_ns=1_000_000_000 + k * 33_333_333)
+    assert ing.frame_ring is not None and ing.frame_ring.head == 4
+    assert ing.frames_not_awaited() == 2  # 4 and 5; 6 is awaited
+    ing.video_cadence = 1  # a lane looking at every frame
+    assert ing.frames_not_awaited() == 0
+
+
+@pytest.mark.parametrize(
+    ("live", "realtime", "size", "threading"),
+    [
+        (True, False, (320, 240), "SLICE"),  # frame threads hold live frames back
+        (False, False, (320, 240), "AUTO"),  # full speed wants the throughput
+        (False, True, (320, 240), "NONE"),  # 1x needs no decoder threads
+        (False, True, (1280, 720), "NONE"),
+        (False, True, (1920, 1080), "AUTO"),  # a big frame still gets them
+    ],
+)
+def test_decoder_threads_follow_what_the_input_needs(
+    live: bool, realtime: bool, size: tuple[int, int], threading: str
+) -> None:
+    from avfuse.engine.sources.media import decoder_threading
+
+    w, h = size
+    assert decoder_threading(live=live, realtime=realtime, width=w, height=h) == threading
+
+
+def test_a_realtime_files_decoder_runs_on_the_readers_thread(tmp_path) -> None:
+    from avfuse.engine.sources.media import MediaSource
+    from tests.fixtures.ffmpeg import write_testsrc_file
+
+    path = write_testsrc_file(tmp_path / "t.mp4", seconds=0.5)
+    for realtime, want in ((True, "NONE"), (False, "AUTO")):
+        src = MediaSource(path, sample_rate=FS, realtime=realtime)
+        try:
+            assert src.info.video is not None
+            assert src._vstream is not None and src._vstream.thread_type.name == want
+        finally:
+            src.stop()

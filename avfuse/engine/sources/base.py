@@ -104,6 +104,8 @@ class FrameSink(Protocol):
         """A lifecycle change or fault."""
 
     # optional: source_finished() -> None, called once after the source's thread ended
+    # optional: frames_not_awaited() -> int, how many of the next frames no consumer
+    #   wakes up for (a file's playout hands them over with the frame after them)
 
 
 class Source(ABC):

@@ -26,6 +26,15 @@ its last sample is captured, as a microphone delivers it. An item due within
 `WAKE_SLACK_NS` after another shares that one's wake-up (it arrives up to 8 ms late,
 never early).
 
+Frames no consumer waits for need no wake-up of their own: a model on every 3rd frame
+has the pipeline wake for those only (`Ingest.wake_video_seq`), and the sink says how
+many of the next frames are not awaited (`not_awaited`, the ingest's
+`frames_not_awaited`). They go out with the next awaited frame (at most `GROUP_NS`
+later than their time, never earlier) with the audio captured by then, so the reader
+wakes once per decision: measured on the same file through the whole CLI, 25 -> 14
+waits a second. A lane on the audio's own cadence, or one that looks at every frame,
+makes every frame awaited again.
+
 Status messages queue in the same order as the frames around them, so a warning about
 a frame never reaches the pipeline before the frames that came before it.
 """
@@ -48,6 +57,10 @@ LOW_S = 0.04
 #: audio captured this long before the next video frame waits for it (one wake-up for
 #: both); a frame further off (under 14 fps, or none queued) lets audio wake alone
 AUDIO_HOLD_NS = 70_000_000
+#: frames no consumer waits for go out with the next one it does, within this span
+#: (3 frames at 30 fps; 2 at 25 fps): a model on every 3rd frame wakes the reader once
+#: per decision, and no frame waits longer than this
+GROUP_NS = 70_000_000
 #: audio decoded this far ahead of the latest frame leads the water marks (`_lead`)
 MAX_SKEW_NS = 500_000_000
 
@@ -70,6 +83,8 @@ class PlayoutBuffer:
     The reader calls `audio`/`video`/`status` as it decodes (they only queue), then
     `pump()` after each packet, and `finish()` at the end of the file. `sample_rate`
     is the delivered audio's, to know when a block's last sample was captured.
+    `not_awaited` (the sink's `frames_not_awaited`): how many of the next frames no
+    consumer wakes up for; they go out with the frame after them, in one wake-up.
     """
 
     def __init__(
@@ -81,6 +96,7 @@ class PlayoutBuffer:
         high_s: float = HIGH_S,
         low_s: float = LOW_S,
         clock: Callable[[], int] = time.monotonic_ns,
+        not_awaited: Callable[[], int] | None = None,
     ) -> None:
         if not 0.0 <= low_s < high_s:
             raise ValueError(f"need 0 <= low_s < high_s, got low_s={low_s} high_s={high_s}")
@@ -89,6 +105,7 @@ class PlayoutBuffer:
         self.high_ns = round(high_s * 1e9)
         self.low_ns = round(low_s * 1e9)
         self.clock = clock
+        self.not_awaited = not_awaited
         self.sample_rate = sample_rate
         # statuses are due with the item before them (due_ns None)
         self._queue: deque[_Item] = deque()
@@ -166,7 +183,7 @@ class PlayoutBuffer:
 
     def finish(self) -> bool:
         """Play out everything still queued (end of file, or before raising a read error)."""
-        return self._play_out(lambda: True)
+        return self._play_out(lambda: True, finishing=True)
 
     def _deliver_due(self, now: int, *, split: bool = False) -> None:
         """Deliver every item due by `now`, each modality in its order, a status once
@@ -259,13 +276,17 @@ class PlayoutBuffer:
             host + n * 1_000_000_000 // rate,
         )
 
-    def _wake_at(self) -> tuple[int | None, bool]:
-        """When to wake next, and whether audio goes out with a video frame then.
+    def _wake_at(self) -> tuple[int | None, bool, bool]:
+        """When to wake next, whether audio goes out with a video frame then, and whether
+        the frame that wake-up is for is still to be decoded (`short`).
 
         The earliest video frame sets the time when one is due within `AUDIO_HOLD_NS`
         of the earliest audio block (or no audio is queued); otherwise that block does.
-        The wake-up is put off to the last item of that modality due within the slack,
-        so that one wake-up serves them all (None: only statuses are queued).
+        Frames no consumer waits for (`not_awaited`) put the wake-up off to the frame
+        after them, at most `GROUP_NS` after the first; when that frame is not queued
+        yet, `short` says so (decode on first). The wake-up is then put off to the last
+        item of that modality due within the slack, so that one wake-up serves them all
+        (None: only statuses are queued).
         """
         first_a = first_v = None
         for due, kind, *_ in self._queue:
@@ -279,20 +300,41 @@ class PlayoutBuffer:
         with_video = first_v is not None and (first_a is None or first_v <= first_a + AUDIO_HOLD_NS)
         first = first_v if with_video else first_a
         if first is None:
-            return None, False
+            return None, False, False
         kind_set = "video" if with_video else "audio"
         last = first
+        short = False
+        skip = self.not_awaited() if with_video and self.not_awaited is not None else 0
+        if skip > 0:  # wake for the first frame a consumer waits for
+            short = True
+            for due, kind, *_ in self._queue:
+                if kind == "status":
+                    short = False  # a status comes first: the frames before it go out
+                    break
+                if kind != "video":
+                    continue
+                if due > first + GROUP_NS:  # type: ignore[operator]
+                    short = False
+                    break
+                last = due  # type: ignore[assignment]
+                skip -= 1
+                if skip < 0:
+                    short = False
+                    break
+        target = last
         for due, kind, *_ in self._queue:
             if kind == "status":
                 break
-            if kind == kind_set and last < due <= first + WAKE_SLACK_NS:  # type: ignore[operator]
+            if kind == kind_set and last < due <= target + WAKE_SLACK_NS:  # type: ignore[operator]
                 last = due  # type: ignore[assignment]
-        return last, with_video
+        return last, with_video, short
 
-    def _play_out(self, more: Callable[[], bool]) -> bool:
+    def _play_out(self, more: Callable[[], bool], *, finishing: bool = False) -> bool:
         queue = self._queue
         while queue and more():
-            target, with_video = self._wake_at()
+            target, with_video, short = self._wake_at()
+            if short and not finishing:
+                break  # the frame this wake-up is for is not decoded yet: decode on
             if target is not None:
                 # sleep to the items' time, never earlier (a wait may return a little early)
                 while (left := target - self.clock()) > 0:

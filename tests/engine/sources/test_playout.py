@@ -80,10 +80,10 @@ def decode_order(
 
 
 def play(
-    seconds: float, clock: FakeTime, *, on_pump=None, **order
+    seconds: float, clock: FakeTime, *, on_pump=None, not_awaited=None, **order
 ) -> tuple[Arrivals, PlayoutBuffer]:
     sink = Arrivals(clock)
-    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock)
+    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock, not_awaited=not_awaited)
     index = 0  # each block's samples are their own sample indices, to check what arrives
     for kind, host in decode_order(seconds, **order):
         if kind == "audio":
@@ -126,6 +126,45 @@ def test_audio_comes_with_each_frame_and_nothing_arrives_early() -> None:
     assert np.diff([h for h, _ in video]).min() > 0
     assert clock.sleeps <= 95  # one wake-up per frame (plus a few a wait returned early)
     assert len(sink.chunks) <= 95  # and the audio of a wake-up goes out as one block
+
+
+def test_frames_nobody_waits_for_go_out_with_the_next_one_in_one_wake_up() -> None:
+    """A model on every 3rd frame: the sink says the next two frames are not awaited,
+    so they go out at the time of the third, with its audio, in one wake-up (a third of
+    the wake-ups), and the awaited frame is on time. Nothing arrives early."""
+    clock = FakeTime()
+    delivered = {"video": 0}
+
+    def not_awaited() -> int:  # frames 2, 5, 8, ... are the awaited ones
+        return 2 - delivered["video"] % 3
+
+    sink = Arrivals(clock)
+    inner_video = sink.video
+
+    def counting_video(frame, **kw) -> None:  # type: ignore[no-untyped-def]
+        delivered["video"] += 1
+        inner_video(frame, **kw)
+
+    sink.video = counting_video  # type: ignore[method-assign]
+    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock, not_awaited=not_awaited)
+    index = 0
+    for kind, host in decode_order(3.0):
+        if kind == "audio":
+            block = np.arange(index, index + BLOCK, dtype=np.float32)
+            index += BLOCK
+            buf.audio(block, device_time_s=host / 1e9, host_ns=host)
+        else:
+            buf.video(FRAME, device_time_s=host / 1e9, host_ns=host)
+        assert buf.pump()
+    buf.finish()
+    check_audio(sink, blocks=int(3.0 * SR) // BLOCK)  # all of it, none early
+    video = [(h, a) for k, h, a in sink.got if k == "video"]
+    assert len(video) == 90
+    assert all(h <= a <= h + 2 * FRAME_NS + WAKE_SLACK_NS for h, a in video)
+    awaited = video[2::3]
+    assert all(a <= h + WAKE_SLACK_NS for h, a in awaited), awaited[:5]
+    assert clock.sleeps <= 35  # one wake-up per awaited frame (90 without the hint)
+    assert len({a for _, a in video}) <= 32
 
 
 def test_gathered_audio_does_not_bridge_a_gap() -> None:
