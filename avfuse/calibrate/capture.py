@@ -26,7 +26,8 @@ import numpy as np
 
 from avfuse.engine.clock import ClockFit
 from avfuse.engine.control import Doorbell, StopToken
-from avfuse.engine.ingest import Ingest, IngestPort
+from avfuse.engine.ingest import Ingest
+from avfuse.engine.ingest_port import IngestPort
 from avfuse.engine.pipeline_config import PipelineConfig
 from avfuse.engine.sources.base import Source
 from avfuse.engine.stream_build import build_stream

@@ -47,12 +47,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from avfuse.engine.clock import ClockFit, ClockModel, SampleClock, now_ns
 from avfuse.engine.control import Doorbell
+from avfuse.engine.frame_convert import FrameConverter, frame_shape
 from avfuse.engine.metrics import LatencyHistogram
 from avfuse.engine.records import FaultRecord, WarningRecord
 from avfuse.engine.ring import FrameRing, SampleRing
@@ -97,15 +98,6 @@ class IngestConfig:
     realtime: bool = False
 
 
-def frame_shape(fmt: VideoFormat) -> tuple[int, ...]:
-    """Array shape of one frame in `fmt.pixel_format`."""
-    if fmt.pixel_format in ("bgr24", "rgb24"):
-        return (fmt.height, fmt.width, 3)
-    if fmt.pixel_format == "gray":
-        return (fmt.height, fmt.width)
-    return (fmt.height * 3 // 2, fmt.width)  # nv12 / i420 planar buffers
-
-
 class Ingest:
     """`FrameSink` of one stream: rings, clock models, gap and jump detection.
 
@@ -148,11 +140,11 @@ class Ingest:
             )
         self.frame_ring: FrameRing | None = None
         self.video_clock: ClockModel | None = None
-        self._convert: _FrameConverter | None = None
+        self._convert: FrameConverter | None = None
         if video is not None:
             self.frame_ring = FrameRing(slots=cfg.video_slots, shape=frame_shape(video))
             self.video_clock = self._clock_model(cfg)
-            self._convert = _FrameConverter(video)
+            self._convert = FrameConverter(video)
         #: raw host ns of the first timestamp of either modality (pacing starts here)
         self.origin_ns: int | None = None
         self._origin_lock = threading.Lock()
@@ -551,102 +543,6 @@ class Ingest:
         return d
 
 
-class _FrameConverter:
-    """Brings frames of another size or layout to the stream's format, into one buffer.
-
-    Used on the capture thread when a source's frames stop matching the format it opened
-    with (a resolution change in a stream, a camera reopened at another size). The
-    buffer is made once per change, not per frame.
-    """
-
-    def __init__(self, fmt: VideoFormat) -> None:
-        self.fmt = fmt
-        self.shape = frame_shape(fmt)
-        self._out = np.zeros(self.shape, np.uint8)
-        self._last: tuple[tuple[int, ...], str] | None = None
-
-    def changed(self, frame: np.ndarray) -> bool:
-        """True when this frame's shape differs from the previous mismatching one."""
-        key = (frame.shape, str(frame.dtype))
-        if key == self._last:
-            return False
-        self._last = key
-        return True
-
-    def describe(self, frame: np.ndarray) -> str:
-        f = self.fmt
-        shape = "x".join(str(d) for d in frame.shape[1::-1]) if frame.ndim >= 2 else "?"
-        return (
-            f"video frames changed to {shape} ({frame.ndim}-d {frame.dtype}); they are "
-            f"converted to {f.width}x{f.height} {f.pixel_format}, the format the stream "
-            "opened with"
-        )
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        import cv2
-
-        if self.fmt.pixel_format not in ("bgr24", "rgb24", "gray"):
-            raise ValueError(
-                f"frame shape {frame.shape} differs from the stream's {self.shape} and "
-                f"{self.fmt.pixel_format} frames cannot be converted"
-            )
-        if frame.dtype != np.uint8 or frame.ndim not in (2, 3):
-            raise ValueError(f"frame of shape {frame.shape} and type {frame.dtype} is not an image")
-        src = frame
-        want_c = 1 if self.fmt.pixel_format == "gray" else 3
-        have_c = 1 if frame.ndim == 2 else frame.shape[2]
-        if have_c != want_c:
-            if have_c == 1 and want_c == 3:
-                src = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            elif have_c == 3 and want_c == 1:
-                src = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            elif have_c == 4:
-                code = cv2.COLOR_BGRA2GRAY if want_c == 1 else cv2.COLOR_BGRA2BGR
-                src = cv2.cvtColor(frame, code)
-            else:
-                raise ValueError(f"frame with {have_c} channels cannot become {want_c}")
-        h, w = self.shape[0], self.shape[1]
-        if src.shape[:2] == (h, w):
-            np.copyto(self._out, src.reshape(self.shape))
-        else:
-            cv2.resize(src, (w, h), dst=self._out, interpolation=cv2.INTER_AREA)
-        return self._out
-
-
-class IngestPort:
-    """FrameSink of one source of a stream: forwards only what the stream takes from it.
-
-    A source giving one modality to the stream gets that modality named on its lifecycle
-    statuses, so a camera's "eos" ends the stream's video, not its audio.
-    """
-
-    def __init__(self, ingest: Ingest, *, audio: bool, video: bool) -> None:
-        self._ingest = ingest
-        self._audio = audio
-        self._video = video
-        self._only = "audio" if audio and not video else "video" if video and not audio else None
-
-    def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
-        if self._audio:
-            self._ingest.audio(samples, device_time_s=device_time_s, host_ns=host_ns)
-
-    def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
-        if self._video:
-            self._ingest.video(frame, device_time_s=device_time_s, host_ns=host_ns)
-
-    def frames_not_awaited(self) -> int:
-        """See `Ingest.frames_not_awaited` (0 when this port does not take video)."""
-        return self._ingest.frames_not_awaited() if self._video else 0
-
-    def status(self, status: SourceStatus) -> None:
-        if status.modality is None and self._only is not None:
-            status = replace(status, modality=self._only)  # type: ignore[arg-type]
-        self._ingest.status(status)
-
-    def source_finished(self) -> None:
-        self._ingest.source_finished()
-
-
 def status_record(
     s: SourceStatus, *, stream: str, model: str | None, stream_time: float
 ) -> WarningRecord | FaultRecord | None:
@@ -667,4 +563,4 @@ def status_record(
     return WarningRecord(**common)
 
 
-__all__ = ["Ingest", "IngestConfig", "IngestPort", "frame_shape", "status_record"]
+__all__ = ["Ingest", "IngestConfig", "frame_shape", "status_record"]

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from avfuse.engine.control import Doorbell
-from avfuse.engine.ingest import Ingest, IngestConfig, IngestPort
+from avfuse.engine.ingest import Ingest, IngestConfig
+from avfuse.engine.ingest_port import IngestPort
 from avfuse.engine.sources.base import Source
 from avfuse.engine.streams import Stream
 from avfuse.errors import StreamFormatError, UsageError

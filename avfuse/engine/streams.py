@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from avfuse.engine.align import Window
-from avfuse.engine.ingest import Ingest, IngestPort, status_record
+from avfuse.engine.ingest import Ingest, status_record
+from avfuse.engine.ingest_port import IngestPort
 from avfuse.engine.records import Record, WarningRecord
 from avfuse.engine.sinks import FrameOverlay
 from avfuse.engine.sources.base import Source

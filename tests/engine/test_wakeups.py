@@ -217,7 +217,7 @@ def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
 
 
 def test_a_port_without_video_or_a_lane_on_audio_cadence_awaits_every_frame() -> None:
-    from avfuse.engine.ingest import IngestPort
+    from avfuse.engine.ingest_port import IngestPort
 
     ing = Ingest(
         name="f",
