@@ -287,7 +287,7 @@ class Session:
             pipe.stop(timeout=30.0, reason="SIGINT")
             raise
         finally:
-            if pipe._closed or pipe.error is not None:
+            if pipe.closed or pipe.error is not None:
                 self._release()
         summary = pipe.summary
         assert summary is not None  # set when the worker finished

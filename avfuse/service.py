@@ -96,7 +96,7 @@ class Service:
             self.requests.put("done")
 
         pipe.on_finished = finished
-        if pipe._closed:
+        if pipe.closed:
             return
         while True:
             msg = self.requests.get()

@@ -155,7 +155,10 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._started = False
         self._closed = False
-        self._interval = LatencyHistogram()
+        #: end-to-end latency since the last `Stats` record (read by its p50/p99)
+        self.interval_latency = LatencyHistogram()
+        #: when the run began (ns, `now_ns`); 0 before it did
+        self.t_begin_ns = 0
         self.frames = 0
         self.wakeups = 0
         self._reconfig: Reconfig | None = None
@@ -302,12 +305,12 @@ class Pipeline:
         if self._started:
             raise UsageError("a Pipeline runs once; build a new one to run again")
         self._started = True
-        self._t_begin = now_ns()
+        self.t_begin_ns = now_ns()
         self._warmup()
         self.sink_set.start(self.run_info())  # may raise (an unwritable path): nothing ran yet
         for st in self.streams:
             st.start()
-        self._t_begin = now_ns()
+        self.t_begin_ns = now_ns()
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:
@@ -435,7 +438,7 @@ class Pipeline:
         self.metrics.record("postprocess", t3 - t2)
         for t in batch:  # capture -> decision handed to the sinks
             self.metrics.record("end_to_end", t3 - t.item.base_ns)
-            self._interval.record_ns(t3 - t.item.base_ns)
+            self.interval_latency.record_ns(t3 - t.item.base_ns)
         for r in records:
             self.sink_set.send(r)
         frame_sinks = self.sink_set.frame_sinks
@@ -494,7 +497,7 @@ class Pipeline:
 
     def _stats(self, fps: float) -> None:
         stats = self._make_stats(fps)
-        self._interval.reset()
+        self.interval_latency.reset()
         self.snapshot = self._snapshot(stats)
         for s in self.sink_set.sinks:
             self.sink_set.call(s, "on_stats", stats)
@@ -504,6 +507,11 @@ class Pipeline:
 
     def _snapshot(self, stats: Stats) -> dict[str, Any]:
         return snapshot(self, stats)
+
+    @property
+    def closed(self) -> bool:
+        """True once the run has finished (sources stopped, summary sent, sinks closed)."""
+        return self._closed
 
     def _finish(self) -> None:
         """Stop sources, flush post-processing, send the summary, close the sinks. Once."""

@@ -27,8 +27,8 @@ def make_stats(p: Pipeline, fps: float) -> Stats:
         fps=round(fps, 2),
         frames=p.frames,
         events=p.sink_set.events,
-        latency_p50_ms=round(p._interval.percentile(50), 3),
-        latency_p99_ms=round(p._interval.percentile(99), 3),
+        latency_p50_ms=round(p.interval_latency.percentile(50), 3),
+        latency_p99_ms=round(p.interval_latency.percentile(99), 3),
         drops=sum(p.metrics.drops.values()),
         streams=len(p.streams),
         labels={
@@ -102,7 +102,7 @@ def snapshot(p: Pipeline, stats: Stats) -> dict[str, Any]:
         "stages": stages,
         "streams": streams,
         "models": models,
-        "running": not p._closed,
+        "running": not p.closed,
     }
 
 
@@ -118,7 +118,7 @@ def summary(p: Pipeline) -> Summary:
             if v:
                 drops[k] = drops.get(k, 0) + v
     m = p.metrics.as_dict()
-    t0 = getattr(p, "_t_begin", now_ns())
+    t0 = p.t_begin_ns or now_ns()
     return Summary(
         frames=p.frames,
         events=p.sink_set.events,
