@@ -29,6 +29,17 @@ pytestmark = pytest.mark.timeout(120)
 FS = 16000
 
 
+def _file_ingest(*, audio: bool = True) -> Ingest:
+    """The ingest of a realtime 30 fps 8x6 file (16 kHz audio unless `audio` is False)."""
+    return Ingest(
+        name="f",
+        audio=AudioFormat(sample_rate=FS) if audio else None,
+        video=VideoFormat(width=8, height=6, fps=30.0),
+        live=False,
+        config=IngestConfig(realtime=True, backpressure=False),
+    )
+
+
 class _Sleeps:
     """Stands in for the ingest's stop event: records each sleep asked for, sleeps none."""
 
@@ -47,13 +58,7 @@ class _Sleeps:
 
 
 def test_a_realtime_files_audio_between_two_frames_needs_no_sleep_of_its_own() -> None:
-    ing = Ingest(
-        name="f",
-        audio=AudioFormat(sample_rate=FS),
-        video=VideoFormat(width=8, height=6, fps=30.0),
-        live=False,
-        config=IngestConfig(realtime=True, backpressure=False),
-    )
+    ing = _file_ingest()
     sleeps = _Sleeps()
     ing._closed = sleeps  # type: ignore[assignment]
     h0 = 5_000_000_000
@@ -219,13 +224,7 @@ def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
 def test_a_port_without_video_or_a_lane_on_audio_cadence_awaits_every_frame() -> None:
     from avfuse.engine.ingest_port import IngestPort
 
-    ing = Ingest(
-        name="f",
-        audio=AudioFormat(sample_rate=FS),
-        video=VideoFormat(width=8, height=6, fps=30.0),
-        live=False,
-        config=IngestConfig(realtime=True, backpressure=False),
-    )
+    ing = _file_ingest()
     port = IngestPort(ing, audio=True, video=True)
     assert port.frames_not_awaited() == 0  # before the pipeline said what it waits for
     ing.wake_video_seq = 3  # the pipeline wants frame 3: frames 0, 1, 2 need no wake-up
@@ -240,13 +239,7 @@ def test_a_stale_awaited_frame_is_moved_on_by_the_cadence() -> None:
     """The source reads the hint right after writing the awaited frame, before the
     pipeline has pulled it and said the next one: on a cadence of 3 the next awaited
     frame is 3 on (without this, every group cost two wake-ups: 61 for 90 frames)."""
-    ing = Ingest(
-        name="f",
-        audio=None,
-        video=VideoFormat(width=8, height=6, fps=30.0),
-        live=False,
-        config=IngestConfig(realtime=True, backpressure=False),
-    )
+    ing = _file_ingest(audio=False)
     ing.wake_video_seq, ing.video_cadence = 3, 3
     frame = np.zeros((6, 8, 3), np.uint8)
     for k in range(4):  # seqs 0..3 written; 3 was awaited

@@ -80,9 +80,9 @@ def decode_order(
 
 
 def play(
-    seconds: float, clock: FakeTime, *, on_pump=None, not_awaited=None, **order
+    seconds: float, clock: FakeTime, *, on_pump=None, not_awaited=None, sink=None, **order
 ) -> tuple[Arrivals, PlayoutBuffer]:
-    sink = Arrivals(clock)
+    sink = sink or Arrivals(clock)
     buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock, not_awaited=not_awaited)
     index = 0  # each block's samples are their own sample indices, to check what arrives
     for kind, host in decode_order(seconds, **order):
@@ -133,30 +133,12 @@ def test_frames_nobody_waits_for_go_out_with_the_next_one_in_one_wake_up() -> No
     so they go out at the time of the third, with its audio, in one wake-up (a third of
     the wake-ups), and the awaited frame is on time. Nothing arrives early."""
     clock = FakeTime()
-    delivered = {"video": 0}
+    sink = Arrivals(clock)
 
     def not_awaited() -> int:  # frames 2, 5, 8, ... are the awaited ones
-        return 2 - delivered["video"] % 3
+        return 2 - sum(kind == "video" for kind, _, _ in sink.got) % 3
 
-    sink = Arrivals(clock)
-    inner_video = sink.video
-
-    def counting_video(frame, **kw) -> None:  # type: ignore[no-untyped-def]
-        delivered["video"] += 1
-        inner_video(frame, **kw)
-
-    sink.video = counting_video  # type: ignore[method-assign]
-    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock, not_awaited=not_awaited)
-    index = 0
-    for kind, host in decode_order(3.0):
-        if kind == "audio":
-            block = np.arange(index, index + BLOCK, dtype=np.float32)
-            index += BLOCK
-            buf.audio(block, device_time_s=host / 1e9, host_ns=host)
-        else:
-            buf.video(FRAME, device_time_s=host / 1e9, host_ns=host)
-        assert buf.pump()
-    buf.finish()
+    play(3.0, clock, not_awaited=not_awaited, sink=sink)
     check_audio(sink, blocks=int(3.0 * SR) // BLOCK)  # all of it, none early
     video = [(h, a) for k, h, a in sink.got if k == "video"]
     assert len(video) == 90
