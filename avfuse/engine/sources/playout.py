@@ -20,9 +20,10 @@ file with video wakes the reader once per frame and the sink takes one audio cal
 frame, not once per frame and once per audio block (30 + 47 a second for 48 kHz
 AAC at 30 fps: 52 wake-ups after merging those within the slack, against 30). No sample
 arrives before it was captured, and none waits longer than one frame interval (or the
-frames of one group, below). Audio waits for a frame only when one is due within `AUDIO_HOLD_NS` of it; otherwise (no
-video, a video track that ended, a frame rate under 14 fps) an audio block arrives once
-its last sample is captured, as a microphone delivers it. An item due within
+frames of one group, below). Audio waits for a frame only when one is due within
+`AUDIO_HOLD_NS` of it; otherwise (no video, a video track that ended, a frame rate
+under 14 fps) an audio block arrives once its last sample is captured, as a microphone
+delivers it. An item due within
 `WAKE_SLACK_NS` after another shares that one's wake-up (it arrives up to 8 ms late,
 never early).
 
