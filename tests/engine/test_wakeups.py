@@ -172,7 +172,8 @@ class _CountingStop:
 def test_a_realtime_file_wakes_its_reader_for_the_frames_a_model_runs_on(tmp_path) -> None:
     """The bundled model takes every 3rd frame, so the playout hands the two between over
     with the next one it takes: about one reader wake-up per decision, not one per frame
-    (0.85 a frame before), and the decisions are not later for it."""
+    (0.85 a frame before). That the awaited frame is on time is pinned with a
+    controlled clock in test_playout.py."""
     from avfuse.engine.sources.media import MediaSource
     from tests.fixtures.ffmpeg import write_testsrc_file
 
@@ -185,9 +186,6 @@ def test_a_realtime_file_wakes_its_reader_for_the_frames_a_model_runs_on(tmp_pat
     assert frames >= 85
     assert abs(res.summary.frames - frames / 3) <= 2
     assert stop.waits <= 0.5 * frames, (stop.waits, frames)
-    # a decision still follows its frame at once (frames arriving 2 intervals late
-    # would show as ~67 ms here)
-    assert res.summary.latency_ms["end_to_end"]["p50"] < 30.0
 
 
 def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
