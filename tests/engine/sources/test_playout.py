@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avfuse.engine.sources.base import WAKE_SLACK_NS, SourceStatus
-from avfuse.engine.sources.playout import HIGH_S, PlayoutBuffer
+from avfuse.engine.sources.playout import HIGH_S, LOW_S, PlayoutBuffer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -80,10 +80,18 @@ def decode_order(
 
 
 def play(
-    seconds: float, clock: FakeTime, *, on_pump=None, not_awaited=None, sink=None, **order
+    seconds: float,
+    clock: FakeTime,
+    *,
+    on_pump=None,
+    not_awaited=None,
+    sink=None,
+    frame=FRAME,
+    **kw,
 ) -> tuple[Arrivals, PlayoutBuffer]:
     sink = sink or Arrivals(clock)
-    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock, not_awaited=not_awaited)
+    order = {k: kw.pop(k) for k in ("video", "video_from_ns") if k in kw}
+    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock, not_awaited=not_awaited, **kw)
     index = 0  # each block's samples are their own sample indices, to check what arrives
     for kind, host in decode_order(seconds, **order):
         if kind == "audio":
@@ -91,7 +99,7 @@ def play(
             index += BLOCK
             buf.audio(block, device_time_s=host / 1e9, host_ns=host)
         else:
-            buf.video(FRAME, device_time_s=host / 1e9, host_ns=host)
+            buf.video(frame, device_time_s=host / 1e9, host_ns=host)
         if on_pump is not None:
             on_pump(buf)
         if not buf.pump():
@@ -205,11 +213,32 @@ def test_decoding_comes_in_bursts_not_one_wake_up_per_frame() -> None:
     clock = FakeTime()
     leads: list[int] = []
     sink, buf = play(4.0, clock, on_pump=lambda b: leads.append(b._lead(clock.now)))
-    assert buf.bursts <= 4.0 * 15  # one per (HIGH_S - LOW_S) = 80 ms of media, 12.5/s
-    assert buf.bursts >= 4.0 * 5  # and not one long burst (the buffer stays small)
+    per_burst = HIGH_S - LOW_S  # media played out between two bursts
+    assert 2 <= buf.bursts <= 4.0 / per_burst + 1  # not one long burst
     assert max(leads) <= HIGH_S * 1e9 + FRAME_NS
     # one wake-up per frame: the audio goes out with the frames
     assert clock.sleeps <= 1.05 * 4.0 * 30
+
+
+def test_large_frames_end_a_burst_at_the_byte_bound_and_still_arrive_on_time() -> None:
+    """Frames of 1 MB with a 4 MB bound: a burst ends once 4 MB are queued (not at
+    HIGH_S, which would queue 30 MB), and every frame still arrives at its time."""
+    clock = FakeTime()
+    big = np.zeros((512, 683, 3), np.uint8)  # 1.05 MB, like 683x512 bgr24
+    queued: list[int] = []
+    sink, buf = play(
+        2.0,
+        clock,
+        frame=big,
+        max_bytes=4 << 20,
+        on_pump=lambda b: queued.append(b.queued_bytes),
+    )
+    assert max(queued) <= (4 << 20) + 2 * big.nbytes  # the bound, plus the frame just in
+    assert buf.queued_bytes == 0  # all delivered, and the count followed them out
+    video = [(h, a) for k, h, a in sink.got if k == "video"]
+    assert len(video) == 60
+    assert all(h <= a <= h + WAKE_SLACK_NS for h, a in video)
+    assert buf.bursts >= 2.0 / (5 * FRAME_NS / 1e9) - 1  # about one per 4-5 frames
 
 
 def test_a_video_track_that_ends_early_leaves_the_buffer_bounded() -> None:
@@ -272,6 +301,8 @@ def test_bad_water_marks_are_refused() -> None:
     clock = FakeTime()
     with pytest.raises(ValueError, match="low_s < high_s"):
         PlayoutBuffer(Arrivals(clock), clock, sample_rate=SR, low_s=0.2, high_s=0.1)
+    with pytest.raises(ValueError, match="max_bytes >= 1"):
+        PlayoutBuffer(Arrivals(clock), clock, sample_rate=SR, max_bytes=0)
 
 
 @pytest.mark.parametrize("source_paces", [True, False])
