@@ -15,14 +15,15 @@ items at the frame rate (`Stream` decides that the video is gone and says so onc
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from avfuse.engine.agreement import agreement_for
-from avfuse.engine.align import Aligner, AudioStepper, Window
+from avfuse.engine.align import Aligner, AudioStepper
 from avfuse.engine.content_hook import ContentSyncMonitor
+from avfuse.engine.lane_inputs import LaneInputs
+from avfuse.engine.lane_item import Item
 from avfuse.engine.lane_sync import SyncFeed
 from avfuse.engine.late_audio import LateAudioWatch
 from avfuse.engine.postprocess import MultiLabelPostProcessor, PostProcessor
@@ -36,40 +37,6 @@ if TYPE_CHECKING:
     from avfuse.engine.streams import Stream
 
 _NEVER = 1 << 62  # an audio index no stream reaches
-
-
-@dataclass(slots=True)
-class Item:
-    """One unit of work of a lane: a video frame, or an audio window.
-
-    Attributes:
-        lane: the lane's index in its model's lanes (its scheduler queue).
-        seq: video frame sequence number in the frame ring, -1 when none.
-        time_ns: host time the decision is about (frame time or window end).
-        base_ns: latency origin (capture time for live streams, arrival for files).
-        first_seen_ns: when the pipeline took it from the ring.
-        window: its audio window, once the audio clock can place it.
-        ready_ns: when it became ready (0: not yet).
-        modalities: modalities present after pre-processing.
-        degraded: a modality the model takes was missing.
-        level_dbfs: audio level of the window's last 100 ms.
-        reset: the stream's recurrent state starts afresh at this item (it follows a gap,
-            a reconnect or a change between video- and audio-driven items).
-        hist: for a chained model, the source's output count this item reads up to.
-    """
-
-    lane: int
-    seq: int
-    time_ns: int
-    base_ns: int
-    first_seen_ns: int
-    window: Window | None = None
-    ready_ns: int = 0
-    modalities: tuple[str, ...] = ()
-    degraded: bool = False
-    level_dbfs: float = -120.0
-    reset: bool = False
-    hist: int = 0
 
 
 class Lane:
@@ -87,10 +54,6 @@ class Lane:
         self.paced = stream.paced
         self.audio_input = slot.audio_spec.name if slot.audio_spec is not None else None
         self.video_input = slot.video_spec.name if slot.video_spec is not None else None
-        self.mask_input = slot.mask_spec.name if slot.mask_spec is not None else None
-        self._mask_order = m.mask_order
-        self._model_mods = m.modalities
-        self._min_cov = config.min_audio_coverage
         self._max_latency_ns = (
             int(config.max_latency_ms * 1e6) if config.max_latency_ms is not None else None
         )
@@ -129,13 +92,12 @@ class Lane:
         )
         self.aligner: Aligner | None = None
         self.stepper: AudioStepper | None = None
-        self._smel: Any = None
-        self._epoch = 0
-        self.audio_buf: np.ndarray | None = None
+        #: pre-processing: the item's feeds, its buffers and their losses
+        self.inputs = LaneInputs(self, config)
+        self._rate = self.inputs.rate
         a = m.audio
-        if a is not None and ing.audio_ring is not None and ing.audio_clock is not None:
-            self.audio_buf = np.zeros(a.window_samples, np.float32)
-            self._rate = a.sample_rate
+        if self.inputs.audio_buf is not None:
+            assert a is not None and ing.audio_ring is not None and ing.audio_clock is not None
             if mode == "fused":
                 self.aligner = Aligner(
                     params=a,
@@ -150,11 +112,6 @@ class Lane:
                 step = every / 1e3 if every else (None if not isinstance(a, AudioParams)
                                                   else config.step_ms / 1e3)  # fmt: skip
                 self.stepper = AudioStepper(params=a, ring=ing.audio_ring, step_s=step)
-            kernel = slot.audio_kernel
-            if isinstance(a, AudioParams) and config.streaming_mel and _can_stream(kernel):
-                from avfuse.kernels.streaming import StreamingLogMel
-
-                self._smel = StreamingLogMel(kernel)
         #: live windows decided before all their audio had come (None: not a live fused lane)
         self.late_audio = (
             LateAudioWatch(
@@ -174,10 +131,6 @@ class Lane:
         self.takes_video = mode in ("fused", "video")
         self._every = max(1, slot.options.every_frames or m.cadence.every_frames or 1)
         self._offered = 0
-        spec = slot.video_spec
-        self._stack = None
-        if spec is not None and len(spec.shape or ()) == 5:  # [batch, frames, ...]: a stack
-            self._stack = np.zeros(spec.shape[1:], slot.feeds[spec.name].dtype)  # type: ignore[index]
         fr = ing.frame_ring
         self._max_waiting = max(2, fr.slots - 2) if fr is not None else 2
         self._waiting: deque[Item] = deque()
@@ -185,7 +138,6 @@ class Lane:
         self._next_seq = 0  # every frame below this was offered
         self.audio_floor = 0
         self.frames = 0
-        self.torn = 0
         self.late_frames = 0
         self.gated = 0
         self._records: list[Record] = []
@@ -515,87 +467,18 @@ class Lane:
         return ok
 
     # ------------------------------------------------------------------ pre-processing
+    @property
+    def audio_buf(self) -> np.ndarray | None:
+        """The audio window of the item last prepared (None: the lane reads no audio)."""
+        return self.inputs.audio_buf
+
     def prepare(self, it: Item, row: int) -> None:
         """Pre-process an item into batch row `row` of the model's feeds and its mask row."""
-        slot, st = self.slot, self.stream
-        feeds = slot.feeds
-        if self.mode == "chain":
-            for name, (ring, _frames, init) in self.histories.items():
-                ring.read(it.hist, feeds[name][row], init=init)
-            return  # modalities and degradation are the source item's
-        ing = st.ingest
-        has_audio = has_video = False
-        if self.audio_input is not None:
-            dst = feeds[self.audio_input][row]
-            if self.aligner is not None and it.window is None:
-                it.window = self.aligner.window_for(it.time_ns)
-            w = it.window
-            if w is not None and st.crosses_audio_gap(self, w):
-                it.reset = True  # recurrent state must not span an audio gap
-            if w is not None and self.audio_buf is not None and ing.audio_ring is not None:
-                res = ing.audio_ring.read(w.start_index, self.audio_buf)
-                has_audio = res.coverage >= self._min_cov
-                if self.late_audio is not None and ing.audio_up and ing.audio_clock is not None:
-                    warn = self.late_audio.observe(
-                        complete=res.missing == 0, late_ms=ing.audio_clock.model.late_ms,
-                        stream_time=ing.stream_time_s(it.time_ns),
-                    )  # fmt: skip
-                    if warn is not None:
-                        self._records.append(warn)
-                if has_audio:
-                    self._audio_into(dst, w, complete=res.missing == 0)
-                    if self.sync_feed is not None and res.missing == 0:
-                        # only whole windows: a window whose end has not arrived yet
-                        # (live audio comes in bursts) would show a fake rise later
-                        self._records.extend(self.sync_feed.window(self, it, w, dst))
-                    tenth = self._rate // 10
-                    it.level_dbfs = ing.audio_ring.level_dbfs(w.end_index - tenth, w.end_index)
-            if not has_audio:
-                dst[...] = 0
-        img = slot.image_kernel
-        if self.video_input is not None and img is not None:
-            dst = feeds[self.video_input][row]
-            target = dst if self._stack is None else self._stack[-1]
-            fr = ing.frame_ring
-            if it.seq >= 0 and fr is not None and self.mode != "audio":
-                if fr.valid(it.seq):
-                    fmt = st.video_format.pixel_format if st.video_format else "bgr24"
-                    if self._stack is not None:
-                        self._stack[:-1] = self._stack[1:]  # the oldest frame goes
-                    img(fr.view(it.seq), fmt, target)
-                    has_video = fr.valid(it.seq)  # not overwritten while we read it
-                    if has_video and self.sync_feed is not None:
-                        self.sync_feed.decided_frame(self, it, target)
-                if not has_video:
-                    self.torn += 1
-            if self._stack is not None:
-                np.copyto(dst, self._stack)
-                if not has_video:
-                    dst[...] = 0
-            elif not has_video:
-                dst[...] = 0
-        it.modalities = ("audio",) * has_audio + ("video",) * has_video
-        it.degraded = any(m not in it.modalities for m in self._model_mods)
-        if self.mask_input is not None:
-            mask = feeds[self.mask_input][row]
-            for j, m in enumerate(self._mask_order):
-                mask[j] = 1.0 if m in it.modalities else 0.0
+        self.inputs.write(self, it, row)
 
-    def _audio_into(self, dst: np.ndarray, w: Window, *, complete: bool) -> None:
-        kernel = self.slot.audio_kernel
-        assert kernel is not None and self.audio_buf is not None  # set together
-        epoch = self.stream.ingest.audio_epoch
-        if epoch != self._epoch:  # a gap was written: cached mel frames may not span it
-            self._epoch = epoch
-            if self._smel is not None:
-                self._smel.invalidate()
-        smel = self._smel
-        if smel is not None and complete and w.end_index % smel.kernel.params.hop_length == 0:
-            smel.window(self.audio_buf, w.end_index, dst)
-        else:
-            if smel is not None:
-                smel.invalidate()  # zeros where samples were missing: do not cache them
-            kernel(self.audio_buf, dst)
+    def add_record(self, record: Record) -> None:
+        """A record made while preparing an item (a sync or late-audio warning)."""
+        self._records.append(record)
 
     # ------------------------------------------------------------------ done
     def release(self, it: Item) -> None:
@@ -628,9 +511,10 @@ class Lane:
     def summary(self) -> dict[str, Any]:
         """This lane's part of its stream's summary."""
         d: dict[str, Any] = {"model": self.slot.name, "mode": self.mode, "frames": self.frames}
-        if self._smel is not None:
-            d["mel_frames_computed"] = self._smel.computed_frames
-            d["mel_frames_reused"] = self._smel.reused_frames
+        smel = self.inputs.smel
+        if smel is not None:
+            d["mel_frames_computed"] = smel.computed_frames
+            d["mel_frames_reused"] = smel.reused_frames
         if self.sync is not None:
             d["av_sync"] = self.sync.summary()
         if self.late_audio is not None:
@@ -639,20 +523,12 @@ class Lane:
 
     def drops(self) -> dict[str, int]:
         """Losses counted by the lane, by reason."""
-        d = {"frame_overwritten": self.torn, "video_late": self.late_frames}
+        d = {"frame_overwritten": self.inputs.torn, "video_late": self.late_frames}
         if self.stepper is not None:
             d["audio_windows_skipped"] = self.stepper.skipped
         if self.gated:
             d["gated"] = self.gated
         return d
-
-
-def _can_stream(kernel: Any) -> bool:
-    """Whether the log-mel kernel's variant allows computing only the new hops (a centred,
-    max-referenced or frames-first log-mel needs its whole window every time)."""
-    from avfuse.kernels.streaming import StreamingLogMel
-
-    return StreamingLogMel.supports(kernel.params)
 
 
 __all__ = ["Item", "Lane"]
