@@ -4,9 +4,10 @@ The stream takes frames from its ring once and offers each to its video-driven l
 audio-driven lanes step through the stream's audio ring on their own. A lane decides
 which items its model runs on (its cadence: every N-th frame, every audio hop or every
 X ms), waits for each item's audio window (its own window length and offset), fills a
-row of its model's feeds, and turns the model's outputs into onsets, events and values
-for this stream. Several lanes on one stream share the rings: a frame or an audio
-sample is released only when every lane is done with it.
+row of its model's feeds (`LaneInputs`, engine/lane_inputs.py), and turns the model's
+outputs into onsets, events and values for this stream. Several lanes on one stream
+share the rings: a frame or an audio sample is released only when every lane is done
+with it.
 
 A fused lane whose stream's video stops while the audio goes on makes audio-driven
 items at the frame rate (`Stream` decides that the video is gone and says so once).
