@@ -418,19 +418,27 @@ class SyntheticSource(Source):
         block_s = self._block / (cfg.sample_rate * (1.0 + cfg.drift_ppm * 1e-6))
         n_blocks = len(self.audio_true_s) if cfg.audio else 0
         n_frames = r.n_frames if cfg.video else 0
+        # Python lists, not arrays, on the delivery path: a NumPy scalar costs several
+        # times a float in the arithmetic of every wake-up (50 a second, caches cold)
+        a_true, a_jit = self.audio_true_s.tolist(), self._audio_jitter.tolist()
+        a_dev, a_kept = self.audio_device_s.tolist(), self.audio_kept.tolist()
+        v_true, v_jit = self.video_true_s.tolist(), self._video_jitter.tolist()
+        v_dropped, v_image = self.video_dropped.tolist(), r.frame_image.tolist()
+        frames, track, block = r.frames, self._track, self._block
+        inf = math.inf
         na = nv = 0
         last_a = last_v = origin - 1
 
         def due(na: int, nv: int) -> tuple[bool, float]:
             """The next item (audio or not) and when it arrives: once captured (an audio
             block once its last sample is), plus the same delay its stamp carries."""
-            ta = self.audio_true_s[na] + block_s if na < n_blocks else math.inf
-            tv = self.video_true_s[nv] if nv < n_frames else math.inf
-            if ta == tv == math.inf:  # nothing after the last item
-                return True, math.inf
+            ta = a_true[na] + block_s if na < n_blocks else inf
+            tv = v_true[nv] if nv < n_frames else inf
+            if ta == tv == inf:  # nothing after the last item
+                return True, inf
             if ta <= tv:
-                return True, ta * 1e9 + self._audio_jitter[na]
-            return False, tv * 1e9 + self._video_jitter[nv]
+                return True, ta * 1e9 + a_jit[na]
+            return False, tv * 1e9 + v_jit[nv]
 
         while (na < n_blocks or nv < n_frames) and not self.stopping.is_set():
             is_audio, t_due = due(na, nv)
@@ -447,25 +455,17 @@ class SyntheticSource(Source):
                     if self.stopping.wait(left / 1e9 + 1e-4):
                         return
             if is_audio:
-                if self.audio_kept[na]:
-                    host = origin + int(self.audio_true_s[na] * 1e9 + self._audio_jitter[na])
+                if a_kept[na]:
+                    host = origin + int(a_true[na] * 1e9 + a_jit[na])
                     last_a = host = max(host, last_a + 1)
-                    s0 = na * self._block
-                    sink.audio(
-                        self._track[s0 : s0 + self._block],
-                        device_time_s=float(self.audio_device_s[na]),
-                        host_ns=host,
-                    )
+                    s0 = na * block
+                    sink.audio(track[s0 : s0 + block], device_time_s=a_dev[na], host_ns=host)
                 na += 1
             else:
-                if not self.video_dropped[nv]:
-                    host = origin + int(self.video_true_s[nv] * 1e9 + self._video_jitter[nv])
+                if not v_dropped[nv]:
+                    host = origin + int(v_true[nv] * 1e9 + v_jit[nv])
                     last_v = host = max(host, last_v + 1)
-                    sink.video(
-                        r.frames[r.frame_image[nv]],
-                        device_time_s=float(self.video_true_s[nv]),
-                        host_ns=host,
-                    )
+                    sink.video(frames[v_image[nv]], device_time_s=v_true[nv], host_ns=host)
                 nv += 1
 
 
