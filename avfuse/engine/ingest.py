@@ -84,6 +84,9 @@ class IngestConfig:
         backpressure: wait for the consumer instead of overwriting (non-live sources).
         max_block_s: longest a back-pressured write waits before overwriting anyway.
         realtime: pace a non-live source to its own timestamps (wall clock).
+        self_paced: a non-live source that delivers each frame at its host time itself
+            (a file played in real time): its latency counts from that time, not from
+            when the frame reached the ring (which may be later, never earlier).
     """
 
     audio_ring_s: float = 10.0
@@ -96,6 +99,7 @@ class IngestConfig:
     backpressure: bool = False
     max_block_s: float = 1.0
     realtime: bool = False
+    self_paced: bool = False
 
 
 class Ingest:
@@ -420,7 +424,8 @@ class Ingest:
             if frame is None:
                 return
         self._wait(-1)
-        base = host_ns if self.live else now_ns()  # a file's latency starts when it is let in
+        # a file's latency starts when it is let in: at its time when paced, else now
+        base = host_ns if self.live or self.config.self_paced else now_ns()
         seq = ring.write(frame, host_ns=t, base_ns=base)
         self.counters["video_frames"] += 1
         self.capture_to_ring.record_ns(now_ns() - base)

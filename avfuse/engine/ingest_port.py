@@ -16,6 +16,7 @@ from avfuse.engine.sources.base import SourceStatus
 
 if TYPE_CHECKING:
     from avfuse.engine.ingest import Ingest
+    from avfuse.engine.sources.playout import PlayoutBuffer
 
 
 class IngestPort:
@@ -25,11 +26,26 @@ class IngestPort:
     statuses, so a camera's "eos" ends the stream's video, not its audio.
     """
 
-    def __init__(self, ingest: Ingest, *, audio: bool, video: bool) -> None:
+    def __init__(
+        self, ingest: Ingest, *, audio: bool, video: bool, takes_playout: bool = False
+    ) -> None:
         self._ingest = ingest
         self._audio = audio
         self._video = video
         self._only = "audio" if audio and not video else "video" if video and not audio else None
+        self._takes_playout = takes_playout
+        #: the playout buffer of a file played in real time, delivered from the consumer's
+        #: thread (`take_playout`); None until the source's reader hands it over
+        self.playout: PlayoutBuffer | None = None
+
+    def take_playout(self, playout: PlayoutBuffer) -> bool:
+        """A file reader offers its playout: with `takes_playout` the consumer's thread
+        delivers it (`Stream.play_out`), rung by the ingest's bell; True when taken."""
+        if not self._takes_playout:
+            return False
+        playout.hand_over(self._ingest.bell.ring)
+        self.playout = playout
+        return True
 
     def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
         if self._audio:

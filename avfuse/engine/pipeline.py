@@ -319,6 +319,9 @@ class Pipeline:
         next_stats = now_ns() + interval
         frames_at_tick = 0
         while not token.requested:
+            now = now_ns()
+            for st in self.streams:
+                st.play_out(now)  # before the clear: these deliveries ring the bell too
             bell.clear()  # before looking for work: a ring from now on is not lost
             rc = self._reconfig
             if rc is not None:

@@ -92,12 +92,16 @@ def build_stream(
             backpressure=not paced,
             # a source that paces itself is not paced again (see SourceInfo.paced)
             realtime=config.realtime and not all(inf.paced for inf in infos),
+            self_paced=not live and config.realtime and all(inf.paced for inf in infos),
             arrival_stamped=any(inf.arrival_stamped for inf in infos),
             shared_timeline=(a_src is not None and a_src == v_src and infos[a_src].arrival_stamped),
         ),
         bell=bell,
     )
-    ports = [IngestPort(ingest, audio=i == a_src, video=i == v_src) for i in range(len(sources))]
+    ports = [
+        IngestPort(ingest, audio=i == a_src, video=i == v_src, takes_playout=True)
+        for i in range(len(sources))
+    ]
     return Stream(index=index, sources=list(sources), ports=ports, ingest=ingest, config=config)
 
 

@@ -272,9 +272,26 @@ class Stream:
         ing.wake_audio_index = min(wanted) if wanted else _NEVER
 
     def next_due(self) -> int | None:
-        """The earliest deadline of the lanes' waiting items, or None."""
-        dues = [d for d in (lane.next_due() for lane in self.lanes) if d is not None]
-        return min(dues) if dues else None
+        """The earliest deadline of the lanes' waiting items and of the playouts, or None."""
+        due: int | None = None
+        for lane in self.lanes:
+            d = lane.next_due()
+            if d is not None and (due is None or d < due):
+                due = d
+        for port in self._ports:
+            if port.playout is not None:
+                d = port.playout.next_due()
+                if d is not None and (due is None or d < due):
+                    due = d
+        return due
+
+    def play_out(self, now: int) -> None:
+        """Deliver the frames of a file played in real time that are due by `now`, on
+        this (the consumer's) thread: the reader only decodes ahead, and the frames reach
+        the rings in the wake-up that processes them (one thread woken, caches warm)."""
+        for port in self._ports:
+            if port.playout is not None:
+                port.playout.deliver_due(now)
 
     def overlay(self, it: Item, lane: Lane) -> tuple[np.ndarray | None, FrameOverlay | None]:
         """A copy of the item's frame and what to draw on it (None when no frame)."""

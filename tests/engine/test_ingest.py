@@ -159,3 +159,27 @@ def test_back_pressure_gives_up_after_max_block() -> None:
     for k in range(6):  # nobody consumes
         ing.video(f, device_time_s=k / 30, host_ns=H0 + k)
     assert ing.counters["backpressure_timeouts"] >= 2 and not ing.blocked
+
+
+def test_a_self_paced_file_counts_latency_from_each_frames_time() -> None:
+    """A file played out in real time is delivered at each frame's time or later (the
+    pipeline's own thread lets frames in between its work): its latency starts at the
+    frame's time, so a frame let in late does not look faster than it was. A file read
+    at full speed counts from when the frame is let in."""
+    fmt = VideoFormat(width=4, height=2, fps=30.0)
+    frame = np.zeros((2, 4, 3), np.uint8)
+    for paced in (True, False):
+        ing = Ingest(
+            name="f",
+            audio=None,
+            video=fmt,
+            live=False,
+            config=IngestConfig(self_paced=paced, backpressure=False),
+        )
+        due = time.monotonic_ns() - 5_000_000  # let in 5 ms after its time
+        ing.video(frame, device_time_s=None, host_ns=due)
+        base = ing.frame_ring.base_ns(0)
+        if paced:
+            assert base == due
+        else:
+            assert base >= due + 5_000_000

@@ -22,6 +22,7 @@ from avfuse.backends.ort import auto_threads
 from avfuse.engine.ingest import AUDIO_EARLY_NS, Ingest, IngestConfig
 from avfuse.engine.pipeline import PipelineConfig
 from avfuse.engine.sources.base import WAKE_SLACK_NS, AudioFormat, VideoFormat
+from avfuse.engine.sources.playout import HIGH_S
 from avfuse.engine.sources.synthetic import SyntheticSource
 
 pytestmark = pytest.mark.timeout(120)
@@ -169,11 +170,12 @@ class _CountingStop:
         self._event.clear()
 
 
-def test_a_realtime_file_wakes_its_reader_for_the_frames_a_model_runs_on(tmp_path) -> None:
+def test_a_realtime_file_wakes_the_pipeline_for_the_frames_a_model_runs_on(tmp_path) -> None:
     """The bundled model takes every 3rd frame, so the playout hands the two between over
-    with the next one it takes: about one reader wake-up per decision, not one per frame
-    (0.85 a frame before). That the awaited frame is on time is pinned with a
-    controlled clock in test_playout.py."""
+    with the next one it takes: about one wake-up per decision, not one per frame (0.85
+    a frame before). The pipeline's thread delivers the frames, so the reader sleeps
+    only between its bursts of decoding and never waits for a single frame. That the
+    awaited frame is on time is pinned with a controlled clock in test_playout.py."""
     from avfuse.engine.sources.media import MediaSource
     from tests.fixtures.ffmpeg import write_testsrc_file
 
@@ -185,7 +187,10 @@ def test_a_realtime_file_wakes_its_reader_for_the_frames_a_model_runs_on(tmp_pat
     frames = res.summary.streams[0]["video_frames"]
     assert frames >= 85
     assert abs(res.summary.frames - frames / 3) <= 2
-    assert stop.waits <= 0.5 * frames, (stop.waits, frames)
+    assert res.summary.wakeups <= 0.5 * frames, (res.summary.wakeups, frames)
+    assert src.playout is not None and src.playout.handed_over
+    # the reader's sleeps: one per burst of 1 s and the end of the file, not per frame
+    assert stop.waits <= 3 / HIGH_S + 4, (stop.waits, frames)
 
 
 def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
@@ -193,7 +198,8 @@ def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
 ) -> None:
     """A model on the audio's own cadence (a 512-sample window) wants its audio on time,
     so beside the bundled model the playout keeps one wake-up per frame (the audio goes
-    out with each) instead of handing frames over in threes."""
+    out with each) instead of handing frames over in threes. The pipeline's thread
+    delivers them, so these are its wake-ups."""
     from avfuse.assets import default_model_path
     from avfuse.backends import create_backend
     from avfuse.engine.sources.media import MediaSource
@@ -203,8 +209,6 @@ def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
 
     path = write_testsrc_file(tmp_path / "t.mp4", seconds=3.0, sample_rate=48000)
     src = MediaSource(path, sample_rate=FS, realtime=True)
-    stop = _CountingStop()
-    src.stopping = stop  # type: ignore[assignment]
     bes = [
         create_backend("ort", threads=1).load(load_manifest(default_model_path())),
         load(write(tmp_path / "window", waveform_window())),
@@ -216,7 +220,7 @@ def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
             be.close()
     frames = res.summary.streams[0]["video_frames"]
     assert frames >= 85
-    assert stop.waits >= 0.8 * frames, (stop.waits, frames)
+    assert res.summary.wakeups >= 0.8 * frames, (res.summary.wakeups, frames)
 
 
 def test_a_port_without_video_or_a_lane_on_audio_cadence_awaits_every_frame() -> None:

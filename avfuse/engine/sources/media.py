@@ -169,6 +169,8 @@ class MediaSource(Source):
         self._vstream: av.VideoStream | None = None
         self._lock = threading.Lock()
         self._reading = False
+        #: the reader's playout buffer (a file played in real time), once reading started
+        self.playout: PlayoutBuffer | None = None
 
     # ------------------------------------------------------------------ opening
     def _open_container(self) -> av.container.InputContainer:
@@ -339,6 +341,11 @@ class _Reader:
             if source.config.realtime and not source.live
             else None
         )
+        if self.playout is not None:
+            take = getattr(sink, "take_playout", None)
+            if take is not None:
+                take(self.playout)  # the consumer's thread may deliver it
+            source.playout = self.playout
         self.sink: FrameSink = self.playout if self.playout is not None else sink
         self.resampler: av.AudioResampler | None = None  # made for the first audio frame
         self.audio_in: tuple[int, str, str] | None = None  # (rate, layout, sample format)

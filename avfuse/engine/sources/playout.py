@@ -45,10 +45,22 @@ makes every frame awaited again.
 
 Status messages queue in the same order as the frames around them, so a warning about
 a frame never reaches the pipeline before the frames that came before it.
+
+Handed over (`hand_over`, what a pipeline's stream does): the consumer's own thread
+delivers. It asks `next_due()` when to wake, sleeps until then with its own work, and
+calls `deliver_due(now)`; the frames then reach the rings in the wake-up that processes
+them, so one thread wakes per decision instead of two, and the frames it reads are
+still in its core's cache. The reader only decodes its bursts and sleeps in between (one
+wake-up a second); it rings the consumer when it queues an item due before the
+consumer's planned wake-up. What the consumer leaves `STALL_NS` past its time (a stalled
+or stopped consumer) the reader delivers itself, so the queue stays bounded and nothing
+is lost. Measured through the whole CLI on the same file, alternating old and new code:
+5.30 -> 4.74 % of a core (first three pairs; six pairs: 5.71 -> 5.20 %).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -74,6 +86,13 @@ AUDIO_HOLD_NS = 70_000_000
 GROUP_NS = 70_000_000
 #: audio decoded this far ahead of the latest frame leads the water marks (`_lead`)
 MAX_SKEW_NS = 500_000_000
+
+
+#: handed over to a consumer's thread (`hand_over`), the reader still delivers what is
+#: this late itself: a stalled consumer does not make the queue grow without bound
+STALL_NS = 250_000_000
+#: and at the end of the file it looks again this long after the last item's time
+END_MARGIN_NS = 20_000_000
 
 
 #: (due_ns, kind, payload, device_time_s, host_ns) of one queued item
@@ -144,6 +163,92 @@ class PlayoutBuffer:
         self._acc_next_host = 0
         #: bursts played out so far (the reader decoded in between): for tests and benchmarks
         self.bursts = 0
+        # handed over (`hand_over`): the consumer's thread delivers, the reader only
+        # queues; the queue is then shared under this lock
+        self._lock = threading.Lock()
+        self._wake_consumer: Callable[[], None] | None = None
+        self._planned: int | None = None  # the consumer's next wake-up, as last told
+
+    # ------------------------------------------------------------ handed over
+    def hand_over(self, wake: Callable[[], None]) -> None:
+        """Let the consumer's thread deliver: it calls `next_due` to learn when to wake
+        and `deliver_due` then; `wake()` rings it when an item due before that is queued.
+
+        Called by the reader before it queues anything. The reader then only decodes:
+        it sleeps between bursts, and delivers itself only what the consumer left
+        `STALL_NS` past its time (a consumer that stopped looking).
+        """
+        self._wake_consumer = wake
+
+    @property
+    def handed_over(self) -> bool:
+        """Whether the consumer's thread delivers (`hand_over`)."""
+        return self._wake_consumer is not None
+
+    def next_due(self) -> int | None:
+        """When the consumer should call `deliver_due` next (None: nothing queued)."""
+        with self._lock:
+            target = self._wake_at()[0] if self._queue else None
+            if target is None and self._queue:
+                target = 0  # a status heads the queue: it goes out now
+            self._planned = target
+            return target
+
+    def deliver_due(self, now: int) -> None:
+        """On the consumer's thread: deliver what is due by `now`, as a wake-up of the
+        reader would have (a video frame's wake-up takes the audio captured by then)."""
+        queue = self._queue
+        with self._lock:
+            while queue:
+                target, with_video, _ = self._wake_at()
+                if target is not None and target > now:
+                    break
+                n, head = len(queue), queue[0]
+                self._deliver_due(now, split=with_video)
+                if len(queue) == n and queue and queue[0] is head:
+                    break  # nothing went out (an item not due yet heads the queue)
+            if not queue:
+                self._last_video = self._last_audio = None
+
+    def _await_low(self) -> bool:
+        """Handed over: sleep until less than `low_s` is queued ahead of the present,
+        delivering only what the consumer left `STALL_NS` late."""
+        while True:
+            with self._lock:
+                now = self.clock()
+                self._deliver_due(now - STALL_NS)
+                lead = self._lead(now)
+                if lead is None or lead <= self.low_ns:
+                    if not self._queue:
+                        self._last_video = self._last_audio = None
+                    return not self.stopping.is_set()
+            if self.stopping.wait((lead - self.low_ns) / 1e9 + 1e-4):
+                return False
+
+    def _await_empty(self) -> bool:
+        """Handed over, at the end of the file: sleep until the consumer delivered all.
+
+        The reader sleeps to the last item's time (and `END_MARGIN_NS`); what is left
+        then, the consumer is late with, and the reader delivers it once `STALL_NS` late.
+        """
+        first = True
+        while True:
+            with self._lock:
+                now = self.clock()
+                self._deliver_due(now - STALL_NS)
+                dues = [item[0] for item in self._queue if item[0] is not None]
+                if not self._queue:
+                    self._last_video = self._last_audio = None
+                    return not self.stopping.is_set()
+                if first:
+                    until = max(dues, default=now) + END_MARGIN_NS
+                else:
+                    until = min(dues, default=now) + STALL_NS
+            first = False
+            if until > now and self.stopping.wait((until - now) / 1e9 + 1e-4):
+                return False
+            if self.stopping.is_set():
+                return False
 
     # ------------------------------------------------------------ FrameSink (queueing)
     def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
@@ -157,16 +262,28 @@ class PlayoutBuffer:
 
     def status(self, status: SourceStatus) -> None:
         """Queue a status, delivered right after the frames queued before it."""
-        self._queue.append((None, "status", status, None, 0))
+        with self._lock:
+            self._queue.append((None, "status", status, None, 0))
+            self._told(0)
 
     def _put(self, due: int, kind: str, data: np.ndarray, dev: float | None, host: int) -> None:
-        self._queue.append((due, kind, data, dev, host))
-        if kind == "video":
-            self.queued_bytes += data.nbytes
-            if self._last_video is None or host > self._last_video:
-                self._last_video = host
-        elif self._last_audio is None or host > self._last_audio:
-            self._last_audio = host
+        with self._lock:
+            self._queue.append((due, kind, data, dev, host))
+            if kind == "video":
+                self.queued_bytes += data.nbytes
+                if self._last_video is None or host > self._last_video:
+                    self._last_video = host
+            elif self._last_audio is None or host > self._last_audio:
+                self._last_audio = host
+            self._told(due)
+
+    def _told(self, due: int) -> None:
+        """Handed over: ring the consumer when this item is due before its planned
+        wake-up (or it has none), once until it plans again."""
+        wake = self._wake_consumer
+        if wake is not None and (self._planned is None or due < self._planned):
+            self._planned = due
+            wake()
 
     def _lead(self, now: int) -> int | None:
         """How far past `now` the queued media reaches (None: nothing queued).
@@ -193,17 +310,27 @@ class PlayoutBuffer:
         as frame-by-frame pacing would not have delivered it either).
         """
         now = self.clock()
-        lead = self._lead(now)
+        handed = self._wake_consumer is not None
+        if handed:
+            with self._lock:
+                lead, queued = self._lead(now), self.queued_bytes
+        else:
+            lead, queued = self._lead(now), self.queued_bytes
         if lead is None or (
-            lead < self.high_ns and (self.queued_bytes < self.max_bytes or lead <= self.low_ns)
+            lead < self.high_ns and (queued < self.max_bytes or lead <= self.low_ns)
         ):
-            self._deliver_due(now)
+            if not handed:
+                self._deliver_due(now)
             return True
         self.bursts += 1
+        if handed:
+            return self._await_low()
         return self._play_out(lambda: (self._lead(self.clock()) or 0) > self.low_ns)
 
     def finish(self) -> bool:
         """Play out everything still queued (end of file, or before raising a read error)."""
+        if self._wake_consumer is not None:
+            return self._await_empty()
         return self._play_out(lambda: True, finishing=True)
 
     def _deliver_due(self, now: int, *, split: bool = False) -> None:

@@ -328,5 +328,7 @@ def test_a_realtime_file_is_paced_once(tmp_path, source_paces: bool) -> None:
     try:
         assert src.info.paced is source_paces
         assert stream.ingest.config.realtime is (not source_paces)
+        # and its latency counts from each frame's time, as it is let in then or later
+        assert stream.ingest.config.self_paced is source_paces
     finally:
         src.stop()
