@@ -197,8 +197,12 @@ class PlayoutBuffer:
     def deliver_due(self, now: int) -> None:
         """On the consumer's thread: deliver what is due by `now`, as a wake-up of the
         reader would have (a video frame's wake-up takes the audio captured by then)."""
+        planned = self._planned  # lowered by the reader (`_told`) for anything due earlier
+        if planned is not None and planned > now:
+            return  # nothing due yet (the loop's pass after its work)
         queue = self._queue
         with self._lock:
+            target: int | None = None
             while queue:
                 target, with_video, _ = self._wake_at()
                 if target is not None and target > now:
@@ -209,6 +213,10 @@ class PlayoutBuffer:
                     break  # nothing went out (an item not due yet heads the queue)
             if not queue:
                 self._last_video = self._last_audio = None
+                target = None
+            # until `next_due` plans again (which the consumer does before it sleeps):
+            # never later than the next item, so nothing waits for a skipped pass
+            self._planned = target if target is not None and target > now else None
 
     def _await_low(self) -> bool:
         """Handed over: sleep until less than `low_s` is queued ahead of the present,
