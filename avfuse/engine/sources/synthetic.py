@@ -400,6 +400,20 @@ class SyntheticSource(Source):
         jit = cfg.jitter_ms * 1e6
         self._audio_jitter = rng.uniform(0, jit, n_blocks) if jit > 0 else np.zeros(n_blocks)
         self._video_jitter = rng.uniform(0, jit, r.n_frames) if jit > 0 else np.zeros(r.n_frames)
+        # Python lists, not arrays, for the delivery loop: a NumPy scalar costs several
+        # times a float in the arithmetic of every wake-up (50 a second, caches cold).
+        # Made here, not when delivery starts: several scenes started together must
+        # start their clocks together (their frames then share the pipeline's wake-ups)
+        self._lists = (
+            self.audio_true_s.tolist(),
+            self._audio_jitter.tolist(),
+            self.audio_device_s.tolist(),
+            self.audio_kept.tolist(),
+            self.video_true_s.tolist(),
+            self._video_jitter.tolist(),
+            self.video_dropped.tolist(),
+            r.frame_image.tolist(),
+        )
 
     def truth(self) -> list[dict[str, Any]]:
         """Ground truth of the scene ({label, start, end, card, speech} in scene seconds)."""
@@ -418,12 +432,7 @@ class SyntheticSource(Source):
         block_s = self._block / (cfg.sample_rate * (1.0 + cfg.drift_ppm * 1e-6))
         n_blocks = len(self.audio_true_s) if cfg.audio else 0
         n_frames = r.n_frames if cfg.video else 0
-        # Python lists, not arrays, on the delivery path: a NumPy scalar costs several
-        # times a float in the arithmetic of every wake-up (50 a second, caches cold)
-        a_true, a_jit = self.audio_true_s.tolist(), self._audio_jitter.tolist()
-        a_dev, a_kept = self.audio_device_s.tolist(), self.audio_kept.tolist()
-        v_true, v_jit = self.video_true_s.tolist(), self._video_jitter.tolist()
-        v_dropped, v_image = self.video_dropped.tolist(), r.frame_image.tolist()
+        a_true, a_jit, a_dev, a_kept, v_true, v_jit, v_dropped, v_image = self._lists
         frames, track, block = r.frames, self._track, self._block
         inf = math.inf
         na = nv = 0
