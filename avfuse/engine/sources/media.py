@@ -27,6 +27,7 @@ Why an input cannot be opened or read is worked out in `media_errors`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -290,6 +291,9 @@ class MediaSource(Source):
         return False
 
 
+#: a file played in real time resamples its audio this many decoded frames at a time
+AUDIO_BATCH = 8
+
 #: a file played in real time is decoded on the reader's thread up to this many pixels
 #: a frame (1280x720): one core decodes that well above real time, and FFmpeg's frame
 #: and slice threads cost more CPU than they save at 1x speed
@@ -337,6 +341,7 @@ class _Reader:
                 source.stopping,
                 sample_rate=source.config.sample_rate,
                 not_awaited=getattr(sink, "frames_not_awaited", None),
+                before_wait=self._flush_audio,
             )
             if source.config.realtime and not source.live
             else None
@@ -380,6 +385,10 @@ class _Reader:
         )
         self.audio_prev: tuple[int, int] | None = None  # (pts, duration) of the last frame in
         self.audio_fresh = False  # a fresh PTS came in that no delivered block has used yet
+        # A file played out decodes ahead, so its audio is resampled `AUDIO_BATCH` frames
+        # at a time (the same samples; `_flush_audio`); a live input's frame by frame.
+        self.batching = self.playout is not None
+        self._batch: list[av.AudioFrame] = []
 
     def reset_after_reconnect(self) -> None:
         """A reconnected live stream starts a new timeline: rebase origin and checks.
@@ -415,6 +424,7 @@ class _Reader:
         return True
 
     def _status(self, kind: str, modality: str | None, message: str) -> None:
+        self._flush_audio()  # a status keeps its place after the audio decoded before it
         self.sink.status(
             SourceStatus(
                 kind=kind,  # type: ignore[arg-type]
@@ -472,9 +482,12 @@ class _Reader:
             if src.live:
                 return read_error(e, src.config)
             if self.playout is not None:  # what was read before the error is delivered
+                with contextlib.suppress(av.error.FFmpegError, ValueError):
+                    self._flush_audio()
                 self.playout.finish()
             raise file_read_error(e, src.shown, self.end_s) from None
         if self.resampler is not None:
+            self._flush_audio()
             self._deliver_audio(self.resampler.resample(None))
         if self.playout is not None and not self.playout.finish():
             return "stopped"
@@ -518,6 +531,7 @@ class _Reader:
         else:  # fresh: not the demuxer's previous PTS + duration, so it says something new
             prev, self.audio_prev = self.audio_prev, (frame.pts, frame.duration)
             if prev is None or not prev[1] or frame.pts != prev[0] + prev[1]:
+                self._flush_audio()  # the frames before the discontinuity go first
                 self.audio_fresh = True
         fmt = (frame.sample_rate, frame.layout.name, frame.format.name)
         if fmt != self.audio_in:
@@ -525,7 +539,44 @@ class _Reader:
         elif self.resampler is None:
             self.resampler = self._new_resampler()
         assert self.resampler is not None  # made just above
+        if self.batching:
+            self._batch.append(frame)
+            if len(self._batch) >= AUDIO_BATCH:
+                self._flush_audio()
+            return
         self._deliver_audio(self.resampler.resample(frame), fresh=True)
+
+    def _flush_audio(self) -> None:
+        """Resample the held frames as one (they are contiguous and of one format).
+
+        One resampler call for 8 AAC frames instead of 8: measured back to back on a
+        48 kHz AAC track, 36 -> 18 us a frame, with the same output samples. Called
+        when the batch is full, at a discontinuity, a format change, a status, the end
+        of a burst (`PlayoutBuffer.before_wait`) and the end of the file.
+        """
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []  # first: a warning raised below flushes nothing twice
+        resampler = self.resampler
+        assert resampler is not None  # a frame is held only once it exists
+        first = batch[0]
+        if len(batch) > 1:
+            try:
+                joined = av.AudioFrame.from_ndarray(
+                    np.concatenate([f.to_ndarray() for f in batch], axis=1),
+                    format=first.format.name,
+                    layout=first.layout.name,
+                )
+            except (ValueError, TypeError, av.error.FFmpegError):
+                joined = None  # a layout from_ndarray cannot build: one call each
+            if joined is not None:
+                joined.sample_rate = first.sample_rate
+                joined.pts = first.pts
+                joined.time_base = first.time_base
+                batch = [joined]
+        for frame in batch:
+            self._deliver_audio(resampler.resample(frame), fresh=True)
 
     def _new_resampler(self) -> av.AudioResampler:
         return av.AudioResampler(format="flt", layout="mono", rate=self.src.config.sample_rate)
@@ -537,6 +588,7 @@ class _Reader:
         ValueError, and one that started as a passthrough passes every later frame on
         unconverted. A fresh resampler per input format keeps the output at the asked rate.
         """
+        self._flush_audio()  # held frames are of the old format
         old, self.audio_in = self.audio_in, fmt
         if self.resampler is not None:
             self._deliver_audio(self.resampler.resample(None))

@@ -116,6 +116,8 @@ class PlayoutBuffer:
     `not_awaited` (the sink's `frames_not_awaited`): how many of the next frames no
     consumer wakes up for; they go out with the frame after them, in one wake-up.
     `max_bytes` bounds the frames a burst queues (`queued_bytes`), whatever `high_s`.
+    `before_wait` is called when a burst ends, before the reader sleeps (the reader
+    queues what it holds back, e.g. audio it resamples several frames at a time).
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class PlayoutBuffer:
         max_bytes: int = MAX_QUEUED_BYTES,
         clock: Callable[[], int] = time.monotonic_ns,
         not_awaited: Callable[[], int] | None = None,
+        before_wait: Callable[[], None] | None = None,
     ) -> None:
         if not 0.0 <= low_s < high_s:
             raise ValueError(f"need 0 <= low_s < high_s, got low_s={low_s} high_s={high_s}")
@@ -143,6 +146,7 @@ class PlayoutBuffer:
         self.queued_bytes = 0
         self.clock = clock
         self.not_awaited = not_awaited
+        self.before_wait = before_wait
         self.sample_rate = sample_rate
         # statuses are due with the item before them (due_ns None)
         self._queue: deque[_Item] = deque()
@@ -330,6 +334,8 @@ class PlayoutBuffer:
             if not handed:
                 self._deliver_due(now)
             return True
+        if self.before_wait is not None:
+            self.before_wait()  # what the reader still holds goes into the queue first
         self.bursts += 1
         if handed:
             return self._await_low()

@@ -378,3 +378,37 @@ def test_a_file_decoder_keeps_frame_threads(scene_mp4: tuple[Path, list[dict]]) 
         assert src._vstream.thread_type == ThreadType.AUTO  # frame and slice threads
     finally:
         src.stop()
+
+
+def test_a_realtime_file_resamples_its_audio_in_batches_with_the_same_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Played in real time, a file is decoded ahead, so its audio is resampled 8 frames
+    at a time (one resampler call instead of 8): the samples and their times must be
+    exactly those of the frame-by-frame path a file read at full speed takes."""
+    from avfuse.engine.sources import media
+
+    path = write_testsrc_file(tmp_path / "t.mp4", seconds=1.5, sample_rate=48000)
+    calls = {"n": 0}
+    make = media._Reader._new_resampler
+
+    class Counting:
+        def __init__(self, inner: av.AudioResampler) -> None:
+            self.inner = inner
+
+        def resample(self, frame):  # noqa: ANN001 - av.AudioFrame | None
+            calls["n"] += frame is not None
+            return self.inner.resample(frame)
+
+    monkeypatch.setattr(media._Reader, "_new_resampler", lambda self: Counting(make(self)))
+    fast = read_all(MediaSource(path, sample_rate=SR, video=False))
+    per_frame = calls["n"]
+    calls["n"] = 0
+    paced = read_all(MediaSource(path, sample_rate=SR, video=False, realtime=True))
+    assert per_frame >= 60  # 1.5 s of 1024-sample AAC frames at 48 kHz: ~71
+    assert calls["n"] <= per_frame / 8 + 3, (calls["n"], per_frame)
+    np.testing.assert_array_equal(
+        np.concatenate([a for a, *_ in paced.a]), np.concatenate([a for a, *_ in fast.a])
+    )
+    first_dev = [d for _, d, _, _ in paced.a][0]
+    assert first_dev == [d for _, d, _, _ in fast.a][0]
