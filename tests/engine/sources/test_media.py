@@ -386,11 +386,11 @@ def test_a_realtime_file_resamples_its_audio_in_batches_with_the_same_samples(
     """Played in real time, a file is decoded ahead, so its audio is resampled 8 frames
     at a time (one resampler call instead of 8): the samples and their times must be
     exactly those of the frame-by-frame path a file read at full speed takes."""
-    from avfuse.engine.sources import media
+    from avfuse.engine.sources import media_reader
 
     path = write_testsrc_file(tmp_path / "t.mp4", seconds=1.5, sample_rate=48000)
     calls = {"n": 0}
-    make = media._Reader._new_resampler
+    make = media_reader.MediaReader._new_resampler
 
     class Counting:
         def __init__(self, inner: av.AudioResampler) -> None:
@@ -400,7 +400,9 @@ def test_a_realtime_file_resamples_its_audio_in_batches_with_the_same_samples(
             calls["n"] += frame is not None
             return self.inner.resample(frame)
 
-    monkeypatch.setattr(media._Reader, "_new_resampler", lambda self: Counting(make(self)))
+    monkeypatch.setattr(
+        media_reader.MediaReader, "_new_resampler", lambda self: Counting(make(self))
+    )
     fast = read_all(MediaSource(path, sample_rate=SR, video=False))
     per_frame = calls["n"]
     calls["n"] = 0
