@@ -87,11 +87,14 @@ def play(
     not_awaited=None,
     sink=None,
     frame=FRAME,
+    setup=None,
     **kw,
 ) -> tuple[Arrivals, PlayoutBuffer]:
     sink = sink or Arrivals(clock)
     order = {k: kw.pop(k) for k in ("video", "video_from_ns") if k in kw}
     buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock, not_awaited=not_awaited, **kw)
+    if setup is not None:
+        setup(buf)  # before anything is queued (a hand-over)
     index = 0  # each block's samples are their own sample indices, to check what arrives
     for kind, host in decode_order(seconds, **order):
         if kind == "audio":

@@ -23,6 +23,7 @@ from tests.engine.sources.test_playout import (
     check_audio,
     decode_order,
 )
+from tests.engine.sources.test_playout import play as base_play
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -60,23 +61,18 @@ class ConsumerTime(FakeTime):
         return self.is_set()
 
 
-def play(seconds: float, clock: ConsumerTime, *, not_awaited=None, **kw):
-    sink = Arrivals(clock)
-    buf = PlayoutBuffer(sink, clock, sample_rate=SR, clock=clock, not_awaited=not_awaited, **kw)
-    buf.hand_over(clock.ring)
-    clock.buf = buf
-    index = 0
+def play(seconds: float, clock: ConsumerTime, **kw):
+    """test_playout's `play`, handed over to the simulated consumer; also returns the
+    queue's length after every item."""
     queued: list[int] = []
-    for kind, host in decode_order(seconds):
-        if kind == "audio":
-            block = np.arange(index, index + BLOCK, dtype=np.float32)
-            index += BLOCK
-            buf.audio(block, device_time_s=host / 1e9, host_ns=host)
-        else:
-            buf.video(FRAME, device_time_s=host / 1e9, host_ns=host)
-        queued.append(len(buf._queue))
-        assert buf.pump()
-    assert buf.finish()
+
+    def hand_over(buf: PlayoutBuffer) -> None:
+        buf.hand_over(clock.ring)
+        clock.buf = buf
+
+    sink, buf = base_play(
+        seconds, clock, setup=hand_over, on_pump=lambda b: queued.append(len(b._queue)), **kw
+    )
     return sink, buf, queued
 
 
