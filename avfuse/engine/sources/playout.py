@@ -69,6 +69,8 @@ from typing import Protocol
 import numpy as np
 
 from avfuse.engine.sources.base import WAKE_SLACK_NS, FrameSink, SourceStatus
+from avfuse.engine.sources.playout_audio import AudioGather
+from avfuse.engine.sources.playout_audio import QueuedItem as _Item
 
 #: decode ahead until this much media (seconds past the present) waits for delivery
 HIGH_S = 1.0
@@ -93,10 +95,6 @@ MAX_SKEW_NS = 500_000_000
 STALL_NS = 250_000_000
 #: and at the end of the file it looks again this long after the last item's time
 END_MARGIN_NS = 20_000_000
-
-
-#: (due_ns, kind, payload, device_time_s, host_ns) of one queued item
-_Item = tuple[int | None, str, object, float | None, int]
 
 
 class StopWait(Protocol):
@@ -157,14 +155,8 @@ class PlayoutBuffer:
         # scratch lists reused by every delivery (no allocation per item)
         self._kept: list[_Item] = []
         self._waiting: set[str] = set()
-        # the audio block gathered during one wake-up (`_gather`): samples, its stamps,
-        # and the stamps the next piece must have to continue it
-        self._scratch = np.empty(round(0.25 * sample_rate), np.float32)
-        self._acc_n = 0
-        self._acc_dev: float | None = None
-        self._acc_host = 0
-        self._acc_next_dev: float | None = None
-        self._acc_next_host = 0
+        # the audio of one wake-up, gathered into one block for the sink
+        self._audio = AudioGather(sink, sample_rate)
         #: bursts played out so far (the reader decoded in between): for tests and benchmarks
         self.bursts = 0
         # handed over (`hand_over`): the consumer's thread delivers, the reader only
@@ -368,77 +360,21 @@ class PlayoutBuffer:
                 break
             if kind != "status" and (kind in waiting or due is None or due > now):
                 if split and kind == "audio" and kind not in waiting:
-                    item = self._split(item, now)
+                    item = self._audio.split(item, now)
                 waiting.add(kind)
                 kept.append(item)
                 if len(waiting) == 2:
                     break  # both modalities wait: nothing behind can go out (each in order)
                 continue
             if split and kind == "audio":
-                self._gather(item[2], item[3], item[4])  # type: ignore[arg-type]
+                self._audio.add(item[2], item[3], item[4])  # type: ignore[arg-type]
                 continue
             if kind == "status":
-                self._flush()  # the audio before a status goes out before it
+                self._audio.flush()  # the audio before a status goes out before it
             self._deliver(*item[1:])
-        self._flush()
+        self._audio.flush()
         queue.extendleft(reversed(kept))
         kept.clear()
-
-    def _gather(self, data: np.ndarray, dev: float | None, host: int) -> None:
-        """Add audio to the block that goes out at the end of this wake-up: one call into
-        the sink (which copies it) instead of one per piece (2.5 a frame: the rest of a
-        split block, a whole one, the start of the next). Audio that does not continue
-        the gathered block (a gap) sends that block first, so the sink still sees it."""
-        rate = self.sample_rate
-        n = self._acc_n
-        if data.ndim != 1 or data.dtype != np.float32:
-            self._flush()
-            self.sink.audio(data, device_time_s=dev, host_ns=host)
-            return
-        if n:
-            nd = self._acc_next_dev
-            if (
-                abs(dev - nd) * rate >= 0.5
-                if dev is not None and nd is not None
-                else abs(host - self._acc_next_host) * rate >= 500_000_000
-            ):
-                self._flush()
-                n = 0
-        if n == 0:
-            self._acc_dev, self._acc_host = dev, host
-        end = n + data.shape[0]
-        if end > self._scratch.shape[0]:  # grows only for blocks longer than any before
-            grown = np.empty(max(end, 2 * self._scratch.shape[0]), np.float32)
-            grown[:n] = self._scratch[:n]
-            self._scratch = grown
-        self._scratch[n:end] = data
-        self._acc_n = end
-        self._acc_next_dev = None if dev is None else dev + data.shape[0] / rate
-        self._acc_next_host = host + data.shape[0] * 1_000_000_000 // rate
-
-    def _flush(self) -> None:
-        """Deliver the gathered audio block, if any."""
-        n = self._acc_n
-        if n:
-            self._acc_n = 0
-            self.sink.audio(self._scratch[:n], device_time_s=self._acc_dev, host_ns=self._acc_host)
-
-    def _split(self, item: _Item, now: int) -> _Item:
-        """Deliver the samples of an audio block captured by `now`; return the rest."""
-        due, _, samples, dev, host = item
-        rate = self.sample_rate
-        n = (now - host) * rate // 1_000_000_000  # samples whose capture ended by `now`
-        if n <= 0:
-            return item
-        data: np.ndarray = samples  # type: ignore[assignment]
-        self._gather(data[:n], dev, host)
-        return (
-            due,
-            "audio",
-            data[n:],
-            None if dev is None else dev + n / rate,
-            host + n * 1_000_000_000 // rate,
-        )
 
     def _wake_at(self) -> tuple[int | None, bool, bool]:
         """When to wake next, whether audio goes out with a video frame then, and whether
