@@ -315,10 +315,7 @@ class PlayoutBuffer:
         """
         now = self.clock()
         handed = self._wake_consumer is not None
-        if handed:
-            with self._lock:
-                lead, queued = self._lead(now), self.queued_bytes
-        else:
+        with self._lock:  # uncontended unless handed over
             lead, queued = self._lead(now), self.queued_bytes
         if lead is None or (
             lead < self.high_ns and (queued < self.max_bytes or lead <= self.low_ns)
