@@ -340,11 +340,20 @@ class Pipeline:
                 if batch:
                     self._process(slot, batch)
                     worked = True
-            if not worked:
+            queued = any(slot.scheduler.pending() for slot in self.slots)  # type: ignore[union-attr]
+            if worked and not ended and not queued:
+                # nothing left to run: send the records now and sleep, instead of a
+                # second pass that finds nothing (a ring during the work left a token,
+                # so the wait returns at once for anything that came meanwhile)
+                self._emit_records()
+                now = now_ns()
+                bell.wait((self._next_wake(now, next_stats) - now) / 1e9)
+                self.wakeups += 1
+            elif not worked:
                 if (
                     ended
                     and not pulled
-                    and not any(slot.scheduler.pending() for slot in self.slots)  # type: ignore[union-attr]
+                    and not queued
                     and not any(st.waiting for st in self.streams)
                 ):
                     break

@@ -193,6 +193,34 @@ def test_a_realtime_file_wakes_the_pipeline_for_the_frames_a_model_runs_on(tmp_p
     assert stop.waits <= 3 / HIGH_S + 4, (stop.waits, frames)
 
 
+def test_after_a_decision_the_pipeline_sleeps_without_a_pass_that_finds_nothing(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a decision's records are out and nothing rang during the work, the loop
+    sleeps at once: a second pass (play-out, pull, schedule) found nothing in nearly
+    every case and cost as much as a wake-up. Each pass plays the stream out once, so
+    passes are counted there: about one per wake-up (1.8 before)."""
+    from avfuse.engine.sources.media import MediaSource
+    from avfuse.engine.streams import Stream
+    from tests.fixtures.ffmpeg import write_testsrc_file
+
+    passes = 0
+    play_out = Stream.play_out
+
+    def counted(self: Stream, now: int) -> None:
+        nonlocal passes
+        passes += 1
+        play_out(self, now)
+
+    monkeypatch.setattr(Stream, "play_out", counted)
+    path = write_testsrc_file(tmp_path / "t.mp4", seconds=3.0, sample_rate=48000)
+    src = MediaSource(path, sample_rate=FS, realtime=True)
+    res = run(sources=[src], sinks=[], config=PipelineConfig(realtime=True))
+    wakeups, decisions = res.summary.wakeups, res.summary.frames
+    assert decisions >= 28
+    assert passes <= wakeups + 0.25 * decisions + 3, (passes, wakeups, decisions)
+
+
 def test_a_realtime_file_with_an_audio_model_beside_keeps_every_frame_on_time(
     tmp_path,
 ) -> None:
