@@ -193,6 +193,22 @@ def test_a_realtime_file_wakes_the_pipeline_for_the_frames_a_model_runs_on(tmp_p
     assert stop.waits <= 3 / HIGH_S + 4, (stop.waits, frames)
 
 
+def test_a_realtime_scene_is_let_in_by_the_pipelines_thread_and_its_own_sleeps() -> None:
+    """A synthetic scene in real time is played out like a file: its thread queues a
+    second of items and sleeps (about 40 wake-ups a second before, one per item), and
+    the pipeline lets them in when it wakes for a decision. Item timing and content
+    are pinned against the scene's own delivery in test_synthetic_handover.py."""
+    src = SyntheticSource(realtime=True)
+    stop = _CountingStop()
+    src.stopping = stop  # type: ignore[assignment]
+    res = run(sources=[src], sinks=[], config=PipelineConfig(realtime=True), duration_s=3.0)
+    frames = res.summary.streams[0]["video_frames"]
+    assert frames >= 85
+    assert src.playout is not None and src.playout.handed_over
+    assert stop.waits <= 3 / HIGH_S + 4, (stop.waits, frames)
+    assert res.summary.wakeups <= 0.5 * frames, (res.summary.wakeups, frames)
+
+
 def test_after_a_decision_the_pipeline_sleeps_without_a_pass_that_finds_nothing(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -255,9 +255,20 @@ class PlayoutBuffer:
                 return False
 
     # ------------------------------------------------------------ FrameSink (queueing)
-    def audio(self, samples: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:
-        """Queue an audio block for delivery at `host_ns`."""
-        due = host_ns + len(samples) * 1_000_000_000 // self.sample_rate
+    def audio(
+        self,
+        samples: np.ndarray,
+        *,
+        device_time_s: float | None,
+        host_ns: int,
+        due_ns: int | None = None,
+    ) -> None:
+        """Queue an audio block for delivery once its last sample is captured: `due_ns`,
+        or `host_ns` plus its duration at `sample_rate` (a source whose clock drifts
+        knows better, and says so)."""
+        due = (
+            host_ns + len(samples) * 1_000_000_000 // self.sample_rate if due_ns is None else due_ns
+        )
         self._put(due, "audio", samples, device_time_s, host_ns)
 
     def video(self, frame: np.ndarray, *, device_time_s: float | None, host_ns: int) -> None:

@@ -12,9 +12,11 @@ Timing model (true time t from the start of the scene, origin = monotonic ns at 
     audio sample n    t = n / (rate * (1 + drift));  device_time_s = n / rate;
                       host_ns (first sample of a block) = origin + t + jitter;
                       the sample holds what was heard at scene time t - av_offset
-Everything is precomputed at `open()`: each frame is a view of one of a few
-pre-composed images and each audio block a view of one precomputed track, so
-delivery allocates nothing per frame. Jitter and drops come from the seed.
+Everything is precomputed at `open()` (`ScenePlan`): each frame is a view of one of a
+few pre-composed images and each audio block a view of one precomputed track, so
+delivery allocates nothing per frame. Jitter and drops come from the seed. In real time
+into a pipeline, the pipeline's own thread lets the items in when they are due, as for
+a file (`synthetic_delivery`); into any other sink the source's thread delivers each.
 """
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ from typing import Any, Protocol
 import numpy as np
 
 from avfuse.engine.sources.base import (
-    WAKE_SLACK_NS,
     AudioFormat,
     FrameSink,
     Source,
     SourceInfo,
     VideoFormat,
+)
+from avfuse.engine.sources.playout import PlayoutBuffer
+from avfuse.engine.sources.synthetic_delivery import (
+    ScenePlan,
+    deliver_handed_over,
+    deliver_paced,
 )
 from avfuse.errors import UsageError
 
@@ -351,6 +358,8 @@ class SyntheticSource(Source):
         self.render: SceneRender | None = None
         #: host ns of scene time 0 (set when delivery starts)
         self.origin_ns: int | None = None
+        #: the playout buffer a pipeline's thread delivers (realtime), once delivery started
+        self.playout: PlayoutBuffer | None = None
 
     def _open(self) -> SourceInfo:
         cfg = self.config
@@ -400,19 +409,22 @@ class SyntheticSource(Source):
         jit = cfg.jitter_ms * 1e6
         self._audio_jitter = rng.uniform(0, jit, n_blocks) if jit > 0 else np.zeros(n_blocks)
         self._video_jitter = rng.uniform(0, jit, r.n_frames) if jit > 0 else np.zeros(r.n_frames)
-        # Python lists, not arrays, for the delivery loop: a NumPy scalar costs several
-        # times a float in the arithmetic of every wake-up (50 a second, caches cold).
         # Made here, not when delivery starts: several scenes started together must
         # start their clocks together (their frames then share the pipeline's wake-ups)
-        self._lists = (
-            self.audio_true_s.tolist(),
-            self._audio_jitter.tolist(),
-            self.audio_device_s.tolist(),
-            self.audio_kept.tolist(),
-            self.video_true_s.tolist(),
-            self._video_jitter.tolist(),
-            self.video_dropped.tolist(),
-            r.frame_image.tolist(),
+        self._scene_plan = ScenePlan(
+            block=self._block,
+            block_s=self._block / (cfg.sample_rate * ratio),
+            a_true=self.audio_true_s.tolist(),
+            a_jit=self._audio_jitter.tolist(),
+            a_dev=self.audio_device_s.tolist(),
+            a_kept=self.audio_kept.tolist(),
+            v_true=self.video_true_s.tolist(),
+            v_jit=self._video_jitter.tolist(),
+            v_dropped=self.video_dropped.tolist(),
+            v_image=r.frame_image.tolist(),
+            track=self._track,
+            frames=r.frames,
+            sample_rate=cfg.sample_rate,
         )
 
     def truth(self) -> list[dict[str, Any]]:
@@ -426,56 +438,39 @@ class SyntheticSource(Source):
         return write_truth(self.truth(), path)
 
     def _run(self, sink: FrameSink) -> None:
-        cfg, r = self.config, self.render
-        assert r is not None  # open() ran in start(); internal invariant
+        cfg, plan = self.config, self._scene_plan
         self.origin_ns = origin = time.monotonic_ns()
-        block_s = self._block / (cfg.sample_rate * (1.0 + cfg.drift_ppm * 1e-6))
-        n_blocks = len(self.audio_true_s) if cfg.audio else 0
-        n_frames = r.n_frames if cfg.video else 0
-        a_true, a_jit, a_dev, a_kept, v_true, v_jit, v_dropped, v_image = self._lists
-        frames, track, block = r.frames, self._track, self._block
-        inf = math.inf
-        na = nv = 0
-        last_a = last_v = origin - 1
+        if cfg.realtime:
+            playout = self._offer_playout(sink)
+            if playout is not None:
+                deliver_handed_over(plan, playout, origin, audio=cfg.audio, video=cfg.video)
+                return
+        deliver_paced(
+            plan,
+            sink,
+            self.stopping,
+            origin,
+            audio=cfg.audio,
+            video=cfg.video,
+            realtime=cfg.realtime,
+        )
 
-        def due(na: int, nv: int) -> tuple[bool, float]:
-            """The next item (audio or not) and when it arrives: once captured (an audio
-            block once its last sample is), plus the same delay its stamp carries."""
-            ta = a_true[na] + block_s if na < n_blocks else inf
-            tv = v_true[nv] if nv < n_frames else inf
-            if ta == tv == inf:  # nothing after the last item
-                return True, inf
-            if ta <= tv:
-                return True, ta * 1e9 + a_jit[na]
-            return False, tv * 1e9 + v_jit[nv]
-
-        while (na < n_blocks or nv < n_frames) and not self.stopping.is_set():
-            is_audio, t_due = due(na, nv)
-            if cfg.realtime:
-                target = origin + math.ceil(t_due)
-                if target > time.monotonic_ns():
-                    # one wake-up for this item and the next when it is due within the
-                    # slack, as an OS timer slack does: a wake-up costs more than the
-                    # work of delivering a block (see benchmarks/cpu_usage.py)
-                    after = due(na + is_audio, nv + (not is_audio))[1]
-                    if 0 < after - t_due <= WAKE_SLACK_NS:  # (jitter may put it first)
-                        target = origin + math.ceil(after)
-                while (left := target - time.monotonic_ns()) > 0:  # never early
-                    if self.stopping.wait(left / 1e9 + 1e-4):
-                        return
-            if is_audio:
-                if a_kept[na]:
-                    host = origin + int(a_true[na] * 1e9 + a_jit[na])
-                    last_a = host = max(host, last_a + 1)
-                    s0 = na * block
-                    sink.audio(track[s0 : s0 + block], device_time_s=a_dev[na], host_ns=host)
-                na += 1
-            else:
-                if not v_dropped[nv]:
-                    host = origin + int(v_true[nv] * 1e9 + v_jit[nv])
-                    last_v = host = max(host, last_v + 1)
-                    sink.video(frames[v_image[nv]], device_time_s=v_true[nv], host_ns=host)
-                nv += 1
+    def _offer_playout(self, sink: FrameSink) -> PlayoutBuffer | None:
+        """A playout buffer the sink's consumer delivers from its own thread (a pipeline's
+        stream takes it), or None: this thread then delivers each item itself."""
+        take = getattr(sink, "take_playout", None)
+        if take is None:
+            return None
+        playout = PlayoutBuffer(
+            sink,
+            self.stopping,
+            sample_rate=self.config.sample_rate,
+            not_awaited=getattr(sink, "frames_not_awaited", None),
+        )
+        if not take(playout):
+            return None
+        self.playout = playout
+        return playout
 
 
 def render_scene_to_file(
