@@ -37,22 +37,18 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from avfuse.backends.base import Backend
 from avfuse.engine.clock import now_ns
 from avfuse.engine.compose import add_fusions, add_lanes
 from avfuse.engine.control import Doorbell, StopToken
 from avfuse.engine.fusion import FusionPlan, LateFusion
-from avfuse.engine.lane import Item, Lane
 from avfuse.engine.metrics import LatencyHistogram, Metrics
 from avfuse.engine.model_slot import ModelOptions, ModelSlot
+from avfuse.engine.pipeline_batch import infer, process_batch
 from avfuse.engine.pipeline_config import PipelineConfig
 from avfuse.engine.pipeline_figures import LATENCY_BOUNDS_MS, make_stats, snapshot, summary
-from avfuse.engine.postprocess import Decision
 from avfuse.engine.reconfig import Reconfig, apply_reconfig
 from avfuse.engine.records import (
-    FaultRecord,
     Record,
     RunInfo,
     Stats,
@@ -62,15 +58,12 @@ from avfuse.engine.records import (
 from avfuse.engine.schedule import Scheduler, Ticket
 from avfuse.engine.sink_set import SinkFailure, SinkSet
 from avfuse.engine.sinks import Sink
-from avfuse.engine.sources.base import Source
+from avfuse.engine.sources.base import WAKE_SLACK_NS, Source
 from avfuse.engine.stream_build import build_stream
 from avfuse.engine.streams import Stream
-from avfuse.errors import BackendError, UsageError
+from avfuse.errors import UsageError
 from avfuse.kernels.warm import warm_kernels
 from avfuse.kernels.waveform import WaveformKernel
-
-#: backend failures in a row after which a run stops (one is a glitch, three a broken model)
-MAX_BACKEND_ERRORS = 3
 
 
 class Pipeline:
@@ -161,6 +154,8 @@ class Pipeline:
         self.t_begin_ns = 0
         self.frames = 0
         self.wakeups = 0
+        # each stream's next played-out item, reused by every `_next_wake`
+        self._play_dues: list[int | None] = [None] * len(self.streams)
         self._reconfig: Reconfig | None = None
         #: called (on the pipeline's thread) once a started run has finished
         self.on_finished: Callable[[], None] | None = None
@@ -203,7 +198,7 @@ class Pipeline:
                 streaming_mel=self.config.streaming_mel,
             )
             for b in sorted({1, slot.batch}):  # the runtime plans per input shape
-                self._infer(slot, b, [None] * b, warmup=True)
+                infer(self, slot, b, [None] * b, warmup=True)
             slot.backend.reset_state()
 
     def run_info(self) -> RunInfo:
@@ -338,7 +333,7 @@ class Pipeline:
             for slot in self.slots:
                 batch = slot.scheduler.next_batch(now)  # type: ignore[union-attr]
                 if batch:
-                    self._process(slot, batch)
+                    process_batch(self, slot, batch)
                     worked = True
             queued = any(slot.scheduler.pending() for slot in self.slots)  # type: ignore[union-attr]
             if worked and not ended and not queued:
@@ -368,12 +363,33 @@ class Pipeline:
         self._emit_records()
 
     def _next_wake(self, now: int, next_stats: int) -> int:
-        """The earliest moment the loop has something to do without being rung."""
+        """The earliest moment the loop has something to do without being rung.
+
+        Played-out items (files and scenes in real time) due within `WAKE_SLACK_NS` of
+        the first share its wake-up, as within one stream: several streams started
+        together are a few ms apart, and each would otherwise wake the loop on its own
+        (8 scenes: about 50 wake-ups a second instead of 12). They arrive up to that
+        much late, never early. A late-audio deadline is kept exactly.
+        """
         wake = next_stats
-        for st in self.streams:
-            due = st.next_due()
+        dues = self._play_dues
+        if len(dues) != len(self.streams):
+            dues = self._play_dues = [None] * len(self.streams)
+        first: int | None = None
+        for i, st in enumerate(self.streams):
+            due = st.next_deadline()
             if due is not None and due < wake:
                 wake = due
+            dues[i] = due = st.next_playout()
+            if due is not None and (first is None or due < first):
+                first = due
+        if first is not None:
+            target, limit = first, first + WAKE_SLACK_NS
+            for due in dues:
+                if due is not None and target < due <= limit:
+                    target = due
+            if target < wake:
+                wake = target
         for slot in self.slots:
             fill = slot.scheduler.next_fill_ns()  # type: ignore[union-attr]
             if fill is not None and fill < wake:
@@ -383,121 +399,6 @@ class Pipeline:
     def _on_drop(self, slot: ModelSlot, t: Ticket, reason: str) -> None:
         self.metrics.drop(reason)
         slot.lanes[t.stream].release(t.item)
-
-    # ------------------------------------------------------------------ one batch
-    def _process(self, slot: ModelSlot, batch: list[Ticket]) -> None:
-        t0 = now_ns()
-        lanes = [slot.lanes[t.stream] for t in batch]
-        for i, (t, lane) in enumerate(zip(batch, lanes, strict=True)):
-            it: Item = t.item
-            if it.ready_ns:
-                self.metrics.record("align_wait", it.ready_ns - it.first_seen_ns)
-            lane.prepare(it, i)
-            if it.reset:  # a gap: recurrent state must not span it (one item per stream)
-                slot.backend.reset_state(lane.stream.name)
-        t1 = now_ns()
-        self.metrics.record("preprocess", t1 - t0)
-        out = self._infer(slot, len(batch), [lane.stream.name for lane in lanes])
-        if out is None:
-            for t, lane in zip(batch, lanes, strict=True):
-                self.metrics.drop("backend_error")
-                lane.release(t.item)
-            return
-        t2 = now_ns()
-        self.metrics.record("inference", t2 - t1)
-        slot.batches += 1
-        scores = slot.reader.scores(out)
-        records: list[Record] = []
-        for i, (t, lane) in enumerate(zip(batch, lanes, strict=True)):
-            it = t.item
-            st = lane.stream
-            stream_t = st.ingest.stream_time_s(it.time_ns)
-            latency_ms = (t2 - it.base_ns) / 1e6
-            if scores is not None:
-                d = Decision(
-                    stream_time_s=stream_t,
-                    scores=scores[i],
-                    modalities=it.modalities,
-                    degraded=it.degraded,
-                    latency_ms=latency_ms,
-                )
-                records.extend(lane.post.push(d))
-                lane.note_output(scores[i], it)
-                for fusion in lane.fusions:
-                    records.extend(fusion.on_output(lane, it, stream_t, latency_ms))
-            for output, (ring, consumers) in lane.history_out.items():
-                end = ring.push(out[output][i])
-                for consumer in consumers:
-                    consumer.on_history(it, end, t2)
-            if slot.reader.values:
-                records.extend(
-                    slot.reader.value_records(
-                        out,
-                        i,
-                        degraded=it.degraded,
-                        latency_ms=round(latency_ms, 2),
-                        stream=st.name,
-                        model=slot.name,
-                        stream_time=round(stream_t, 3),
-                    )  # fmt: skip
-                )
-            if lane.agreement is not None:
-                records.extend(lane.agreement.push_outputs(out, i, stream_t, it.modalities))
-            self.frames += 1
-            lane.frames += 1
-            slot.frames += 1
-        t3 = now_ns()
-        self.metrics.record("postprocess", t3 - t2)
-        for t in batch:  # capture -> decision handed to the sinks
-            self.metrics.record("end_to_end", t3 - t.item.base_ns)
-            self.interval_latency.record_ns(t3 - t.item.base_ns)
-        for r in records:
-            self.sink_set.send(r)
-        frame_sinks = self.sink_set.frame_sinks
-        for t, lane in zip(batch, lanes, strict=True):
-            if frame_sinks and lane.takes_video and slot.index == self._frame_slot(lane):
-                frame, overlay = lane.stream.overlay(t.item, lane)
-                if frame is not None and overlay is not None:
-                    for s in frame_sinks:
-                        self.sink_set.call(s, "on_frame", frame, overlay)
-            lane.release(t.item)
-        self.metrics.record("sink", now_ns() - t3)
-
-    def _frame_slot(self, lane: Lane) -> int:
-        """Annotated frames come from the first video-driven model of a stream."""
-        first = next((x for x in lane.stream.lanes if x.takes_video), lane)
-        return first.slot.index
-
-    def _infer(
-        self, slot: ModelSlot, n: int, stream_ids: list[Any], *, warmup: bool = False
-    ) -> dict[str, np.ndarray] | None:
-        """Run a batch; None when the backend failed (a fault record, the batch dropped).
-
-        A backend error is recoverable once: the run goes on with the next batch. After
-        `MAX_BACKEND_ERRORS` failures in a row (or any during warm-up) it is fatal.
-        """
-        try:
-            out = slot.infer(n, stream_ids)
-        except BackendError as e:
-            slot.backend_errors += 1
-            slot.errors_in_a_row += 1
-            fatal = warmup or slot.errors_in_a_row >= MAX_BACKEND_ERRORS
-            self.metrics.count("backend_errors")
-            self.sink_set.send(
-                FaultRecord(
-                    source=f"backend:{slot.backend.name}",
-                    kind="error",
-                    message=str(e)
-                    + ("" if fatal else "; the batch is dropped and the run goes on"),
-                    recoverable=not fatal,
-                    model=slot.name,
-                )
-            )
-            if fatal:
-                raise
-            return None
-        slot.errors_in_a_row = 0
-        return out
 
     # ------------------------------------------------------------------ records, stats, end
     def _emit_records(self) -> None:

@@ -271,13 +271,18 @@ class Stream:
         wanted = [lane.wake_index() for lane in self.lanes if lane.reads_audio]
         ing.wake_audio_index = min(wanted) if wanted else _NEVER
 
-    def next_due(self) -> int | None:
-        """The earliest deadline of the lanes' waiting items and of the playouts, or None."""
+    def next_deadline(self) -> int | None:
+        """The earliest deadline of the lanes' waiting items (audio that is late), or None."""
         due: int | None = None
         for lane in self.lanes:
             d = lane.next_due()
             if d is not None and (due is None or d < due):
                 due = d
+        return due
+
+    def next_playout(self) -> int | None:
+        """When the earliest of this stream's played-out items is due, or None."""
+        due: int | None = None
         for port in self._ports:
             if port.playout is not None:
                 d = port.playout.next_due()
