@@ -424,7 +424,6 @@ class SyntheticSource(Source):
             v_image=r.frame_image.tolist(),
             track=self._track,
             frames=r.frames,
-            sample_rate=cfg.sample_rate,
         )
 
     def truth(self) -> list[dict[str, Any]]:

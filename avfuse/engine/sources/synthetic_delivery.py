@@ -12,8 +12,9 @@ an audio block once its last sample is, plus the delay its stamp carries.
   `take_playout`, as for a file played in real time): the source's thread only queues
   the next second of items and sleeps, and the pipeline's thread lets them in when it
   wakes for the frames its models run on. The items, their stamps and their order are
-  the same; none goes out before it is due. Measured through the whole CLI
-  (`avfuse run --source synthetic --realtime`), see CHANGELOG 0.2.0.
+  the same; none goes out before it is due. Through the whole CLI (`avfuse run
+  --source synthetic --realtime`), old and new code alternated: 3.5-3.9 -> 2.4-2.9 % of
+  a core, the scene's thread 1.3-1.6 -> 0.06 %.
 - without `realtime`, every item goes out at once, in due order (as fast as the sink
   takes them).
 """
@@ -44,7 +45,6 @@ class ScenePlan:
             dropped, which pre-composed image it shows (`frames[v_image[k]]`).
         track: the whole audio track (blocks are views of it).
         frames: the pre-composed images.
-        sample_rate: the device's sample rate (audio in `track`).
     """
 
     block: int
@@ -59,7 +59,6 @@ class ScenePlan:
     v_image: list[int]
     track: np.ndarray
     frames: np.ndarray
-    sample_rate: int
 
 
 class _Due:
